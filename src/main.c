@@ -1,0 +1,837 @@
+/*
+ * main.c - the coffre command line: parse a subcommand and its options,
+ * call one module, print the result.  Exit codes: 0 ok, 1 failure,
+ * 2 usage (unknown option, missing or invalid value).
+ *
+ * To find a command, start at the `commands` table at the end of the file.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "bounds.h"
+#include "config.h"
+#include "demo.h"
+#include "ids.h"
+#include "keyring.h"
+#include "records.h"
+#include "banned.h"
+
+#define EXIT_USAGE 2
+#define MAX_OPTS 16
+#define MAX_REPEAT KEYRING_MAX_COMPARTMENTS
+
+/* ---- option parsing --------------------------------------------------- */
+
+struct opt {
+    const char *name;         /* without the leading "--" */
+    int repeat;               /* may be given several times */
+};
+
+struct cmd_args;
+
+struct cmd {
+    const char *name;         /* "student add" */
+    const char *usage;        /* the rest of the synopsis */
+    const char *help;         /* one paragraph */
+    const struct opt *opts;
+    int positional;           /* positional arguments expected */
+    int (*run)(struct cmd_args *a);
+};
+
+struct cmd_args {
+    const struct cmd *cmd;
+    const char *val[MAX_OPTS];
+    const char *rep[MAX_REPEAT];
+    size_t nrep;
+    const char *pos[2];
+    int npos;
+};
+
+static int usage_error(const struct cmd *c, const char *fmt, ...) PRINTF(2, 3);
+
+static int
+usage_error(const struct cmd *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "coffre %s: ", c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: coffre %s %s\n", c->name, c->usage);
+    return EXIT_USAGE;
+}
+
+static void
+print_help(const struct cmd *c)
+{
+    printf("usage: coffre %s %s\n\n%s\n", c->name, c->usage, c->help);
+}
+
+static int
+opt_index(const struct cmd *c, const char *name, size_t len)
+{
+    int i;
+
+    for (i = 0; c->opts != NULL && c->opts[i].name != NULL; i++)
+        if (strlen(c->opts[i].name) == len && strncmp(c->opts[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+/* Returns 0, or an exit code (help printed: -1 means exit 0). */
+static int
+parse_args(const struct cmd *c, int argc, char **argv, struct cmd_args *a)
+{
+    int i;
+
+    memset(a, 0, sizeof *a);
+    a->cmd = c;
+    for (i = 0; i < argc; i++) {
+        const char *arg = argv[i], *eq, *value;
+        int k;
+
+        if (strlen(arg) > CLI_ARG_MAX_BYTES)
+            return usage_error(c, "an argument is longer than %d bytes", CLI_ARG_MAX_BYTES);
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help(c);
+            return -1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            if (a->npos >= c->positional)
+                return usage_error(c, "unexpected argument '%s'", arg);
+            a->pos[a->npos++] = arg;
+            continue;
+        }
+        eq = strchr(arg, '=');
+        k = opt_index(c, arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        if (k < 0)
+            return usage_error(c, "unknown option '%s'", arg);
+        if (eq != NULL)
+            value = eq + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            return usage_error(c, "option '%s' needs a value", arg);
+        if (c->opts[k].repeat) {
+            if (a->nrep >= MAX_REPEAT)
+                return usage_error(c, "option '%s' given too many times", arg);
+            a->rep[a->nrep++] = value;
+        } else if (a->val[k] != NULL)
+            return usage_error(c, "option '%s' given twice", arg);
+        a->val[k] = value;
+    }
+    if (a->npos < c->positional)
+        return usage_error(c, "missing argument");
+    return 0;
+}
+
+static const char *
+opt(const struct cmd_args *a, const char *name)
+{
+    int k = opt_index(a->cmd, name, strlen(name));
+
+    return k < 0 ? NULL : a->val[k];
+}
+
+/* A required option, or a usage error printed (returns NULL). */
+static const char *
+need(const struct cmd_args *a, const char *name)
+{
+    const char *v = opt(a, name);
+
+    if (v == NULL)
+        usage_error(a->cmd, "--%s is required", name);
+    return v;
+}
+
+/* Parses a whole decimal number in [min, max], like OpenBSD's strtonum. */
+static int
+parse_num(const struct cmd_args *a, const char *name, unsigned long long min,
+          unsigned long long max, unsigned long long dflt,
+          unsigned long long *out)
+{
+    const char *v = opt(a, name);
+    char *end;
+    unsigned long long n;
+
+    if (v == NULL) {
+        *out = dflt;
+        return 0;
+    }
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < min || n > max) {
+        fprintf(stderr, "coffre %s: --%s: must be a whole number from %llu to %llu\n",
+                a->cmd->name, name, min, max);
+        return EXIT_USAGE;
+    }
+    *out = n;
+    return 0;
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+static int
+fail(const struct cmd_args *a, enum cf_err rc, const struct cf_errmsg *em)
+{
+    fprintf(stderr, "coffre %s: %s\n", a->cmd->name,
+            em->msg[0] != '\0' ? em->msg : cf_err_str(rc));
+    return rc == CF_ERR_INPUT || rc == CF_ERR_LIMIT ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+static int
+open_records(const struct cmd_args *a, struct records **r, struct cf_errmsg *em)
+{
+    const char *data = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
+    const char *kr = config_pick(opt(a, "keyring"), CONFIG_ENV_KEYRING);
+    enum cf_err rc;
+
+    if (data == NULL) {
+        usage_error(a->cmd, "--data DIR (or %s) is required", CONFIG_ENV_DATA);
+        return EXIT_USAGE;
+    }
+    rc = records_open(data, kr, r, em);
+    return rc == CF_OK ? 0 : fail(a, rc, em);
+}
+
+static void
+print_record(const struct record *rec)
+{
+    json_t *o = json_object();
+    size_t i;
+    char *s;
+
+    json_object_set_new(o, "kind", json_string(records_kind_name(rec->kind)));
+    json_object_set_new(o, "id", json_string(rec->id));
+    json_object_set_new(o, "academie", json_string(rec->compartment));
+    if (rec->parent[0][0] != '\0')
+        json_object_set_new(o, rec->kind == REC_GUARDIAN_LINK ? "guardian_id" : "establishment_id",
+                            json_string(rec->parent[0]));
+    if (rec->parent[1][0] != '\0')
+        json_object_set_new(o, rec->kind == REC_GUARDIAN_LINK ? "student_id" : "class_id",
+                            json_string(rec->parent[1]));
+    for (i = 0; i < records_field_count(rec->kind); i++)
+        if (rec->present & (1u << i))
+            json_object_set_new(o, records_field_name(rec->kind, i), json_string(rec->value[i]));
+    s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII * 0);
+    if (s != NULL)
+        puts(s);
+    free(s);
+    json_decref(o);
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static void
+print_seed(const char *label, const uint8_t seed[KEYRING_SEED_BYTES])
+{
+    char hex[2 * KEYRING_SEED_BYTES + 1];
+
+    sodium_bin2hex(hex, sizeof hex, seed, KEYRING_SEED_BYTES);
+    printf("%s\n"
+           "  initial audit seed (epoch 0): %s\n"
+           "  Give this seed to your auditor now and keep it off this host: with it,\n"
+           "  'coffre audit verify --initial-seed' proves no earlier epoch was re-signed.\n"
+           "  It is not shown again.\n", label, hex);
+    sodium_memzero(hex, sizeof hex);
+}
+
+static int
+cmd_init(struct cmd_args *a)
+{
+    const char *data = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
+    char codes[MAX_REPEAT][ACADEMIE_CODE_BYTES + 1];
+    const char *list[MAX_REPEAT];
+    uint8_t seed[KEYRING_SEED_BYTES];
+    struct cf_errmsg em = { "" };
+    enum cf_err rc;
+    size_t i;
+
+    if (data == NULL)
+        return usage_error(a->cmd, "--data DIR (or %s) is required", CONFIG_ENV_DATA);
+    if (a->nrep == 0)
+        return usage_error(a->cmd, "at least one --academie CODE is required (see '%s')",
+                           "coffre academies");
+    for (i = 0; i < a->nrep; i++) {
+        if (ids_parse_academie(a->rep[i], strlen(a->rep[i]), codes[i], &em) != CF_OK)
+            return fail(a, CF_ERR_INPUT, &em);
+        list[i] = codes[i];
+    }
+    rc = records_init(data, list, a->nrep, seed, &em);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    printf("coffre: initialised '%s' with %zu compartment%s:", data, a->nrep,
+           a->nrep > 1 ? "s" : "");
+    for (i = 0; i < a->nrep; i++)
+        printf(" %s (%s)", list[i], ids_academie_name(list[i]));
+    printf("\n");
+    print_seed("  keyring: keyring (mode 0600; back it up apart from the store)", seed);
+    sodium_memzero(seed, sizeof seed);
+    return 0;
+}
+
+static int
+cmd_academies(struct cmd_args *a)
+{
+    size_t i;
+
+    (void)a;
+    for (i = 0; i < ids_academie_count(); i++)
+        printf("%s  %s\n", ids_academie_code_at(i), ids_academie_name(ids_academie_code_at(i)));
+    return 0;
+}
+
+static int
+cmd_keys_export(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    char code[ACADEMIE_CODE_BYTES + 1];
+    uint8_t seed[KEYRING_SEED_BYTES];
+    const char *comp, *out;
+    enum cf_err rc;
+    int x;
+
+    if ((comp = need(a, "compartment")) == NULL || (out = need(a, "out")) == NULL)
+        return EXIT_USAGE;
+    if (ids_parse_academie(comp, strlen(comp), code, &em) != CF_OK)
+        return fail(a, CF_ERR_INPUT, &em);
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    rc = keyring_export(records_keyring(r), code, out, seed, &em);
+    records_close(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    printf("coffre: wrote '%s' holding compartment %s (%s) only, for a new node\n",
+           out, code, ids_academie_name(code));
+    print_seed("  the new node has its own audit key:", seed);
+    sodium_memzero(seed, sizeof seed);
+    return 0;
+}
+
+static int
+cmd_keys_rotate(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    char code[ACADEMIE_CODE_BYTES + 1];
+    unsigned long long batch, no_reseal = 0;
+    uint32_t version;
+    size_t done, total = 0;
+    const char *comp;
+    enum cf_err rc;
+    int x;
+
+    if ((comp = need(a, "compartment")) == NULL)
+        return EXIT_USAGE;
+    if ((x = parse_num(a, "batch", 1, RESEAL_BATCH_MAX, RESEAL_BATCH_DEFAULT, &batch)) != 0 ||
+        (x = parse_num(a, "reseal", 0, 1, 1, &no_reseal)) != 0)
+        return x;
+    if (ids_parse_academie(comp, strlen(comp), code, &em) != CF_OK)
+        return fail(a, CF_ERR_INPUT, &em);
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    rc = records_rotate(r, code, &version, &em);
+    if (rc == CF_OK)
+        printf("coffre: compartment %s now seals with data key v%u\n", code, version);
+    /* Batches: each its own transaction, so readers and writers interleave
+     * and an interruption only leaves rows on the old key, still readable. */
+    while (rc == CF_OK && no_reseal == 1) {
+        rc = records_reseal(r, code, (size_t)batch, &done, &em);
+        total += done;
+        if (rc != CF_OK || done == 0)
+            break;
+    }
+    records_close(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    if (no_reseal == 1)
+        printf("coffre: re-sealed %zu rows to v%u\n", total, version);
+    return 0;
+}
+
+static int
+cmd_keys_list(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    const struct keyring *kr;
+    size_t i;
+    uint32_t v;
+    uint64_t n;
+    int x;
+
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    kr = records_keyring(r);
+    printf("node %s, audit epoch %llu\n", keyring_node_id(kr),
+           (unsigned long long)keyring_audit_epoch(kr));
+    for (i = 0; i < keyring_count(kr); i++) {
+        const char *code = keyring_code_at(kr, i);
+
+        printf("compartment %s (%s): current data key v%u\n", code,
+               ids_academie_name(code), keyring_current_version(kr, code));
+        for (v = 1; v <= keyring_current_version(kr, code); v++) {
+            if (records_count_version(r, code, v, &n) != CF_OK) {
+                records_close(r);
+                fprintf(stderr, "coffre %s: cannot count rows\n", a->cmd->name);
+                return EXIT_FAILURE;
+            }
+            printf("  v%u: %llu rows\n", v, (unsigned long long)n);
+        }
+    }
+    records_close(r);
+    return 0;
+}
+
+/* Resolves --establishment UAI to an establishment id. */
+static int
+establishment_id(const struct cmd_args *a, struct records *r,
+                 char id[RECORD_ID_HEX + 1], struct cf_errmsg *em)
+{
+    struct record *rec;
+    const char *uai = need(a, "establishment");
+    enum cf_err rc;
+
+    if (uai == NULL)
+        return EXIT_USAGE;
+    rec = malloc(sizeof *rec);
+    if (rec == NULL)
+        return fail(a, CF_ERR_NOMEM, em);
+    rc = records_find(r, REC_ESTABLISHMENT, "uai", uai, 0, rec, em);
+    if (rc == CF_OK)
+        memcpy(id, rec->id, RECORD_ID_HEX + 1);
+    free(rec);
+    return rc == CF_OK ? 0 : fail(a, rc, em);
+}
+
+struct class_match {
+    const char *name;
+    char id[RECORD_ID_HEX + 1];
+};
+
+static int
+match_class(void *arg, const struct record *rec)
+{
+    struct class_match *m = arg;
+
+    if (strcmp(rec->value[0], m->name) != 0)
+        return 0;
+    memcpy(m->id, rec->id, sizeof m->id);
+    return 1;
+}
+
+/* The command's option values, in the order of the kind's fields
+ * (option names are the field names with '-' for '_'). */
+static int
+fields_from_opts(const struct cmd_args *a, enum record_kind k,
+                 struct record_add *in)
+{
+    size_t i;
+    char name[64];
+
+    for (i = 0; i < records_field_count(k); i++) {
+        const char *f = records_field_name(k, i);
+        size_t j;
+
+        for (j = 0; f[j] != '\0' && j + 1 < sizeof name; j++)
+            name[j] = f[j] == '_' ? '-' : f[j];
+        name[j] = '\0';
+        in->value[i] = opt(a, name);
+    }
+    return 0;
+}
+
+static int
+add_and_print(struct cmd_args *a, struct records *r, struct record_add *in,
+              struct cf_errmsg *em)
+{
+    char id[RECORD_ID_HEX + 1];
+    enum cf_err rc = records_add(r, in, id, em);
+
+    records_close(r);
+    if (rc != CF_OK)
+        return fail(a, rc, em);
+    printf("%s\n", id);
+    return 0;
+}
+
+static int
+cmd_add(struct cmd_args *a, enum record_kind k)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct record_add in = { .kind = k };
+    char est[RECORD_ID_HEX + 1];
+    struct class_match cm = { NULL, "" };
+    int x;
+
+    fields_from_opts(a, k, &in);
+    if (k == REC_ESTABLISHMENT && (in.compartment = need(a, "academie")) == NULL)
+        return EXIT_USAGE;
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    if (k == REC_CLASS || k == REC_STUDENT || k == REC_STAFF) {
+        if ((x = establishment_id(a, r, est, &em)) != 0) {
+            records_close(r);
+            return x;
+        }
+        in.parent[0] = est;
+    }
+    if (k == REC_STUDENT && (cm.name = opt(a, "class")) != NULL) {
+        enum cf_err rc = records_children(r, REC_CLASS, 0, est, 1000, RECORD_ALL_FIELDS,
+                                          match_class, &cm, &em);
+        if (rc != CF_OK || cm.id[0] == '\0') {
+            records_close(r);
+            if (rc == CF_OK)
+                snprintf(em.msg, sizeof em.msg, "no class with this name in the establishment");
+            return fail(a, rc == CF_OK ? CF_ERR_NOTFOUND : rc, &em);
+        }
+        in.parent[1] = cm.id;
+    }
+    return add_and_print(a, r, &in, &em);
+}
+
+static int cmd_establishment_add(struct cmd_args *a) { return cmd_add(a, REC_ESTABLISHMENT); }
+static int cmd_class_add(struct cmd_args *a) { return cmd_add(a, REC_CLASS); }
+static int cmd_student_add(struct cmd_args *a) { return cmd_add(a, REC_STUDENT); }
+static int cmd_staff_add(struct cmd_args *a) { return cmd_add(a, REC_STAFF); }
+
+static int
+cmd_guardian_add(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct record_add in = { .kind = REC_GUARDIAN };
+    struct record *student;
+    char gid[RECORD_ID_HEX + 1];
+    const char *sid, *rel;
+    enum cf_err rc;
+    int x;
+
+    if ((sid = need(a, "student")) == NULL || (rel = need(a, "relationship")) == NULL)
+        return EXIT_USAGE;
+    fields_from_opts(a, REC_GUARDIAN, &in);
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    student = malloc(sizeof *student);
+    if (student == NULL) {
+        records_close(r);
+        return fail(a, CF_ERR_NOMEM, &em);
+    }
+    /* The guardian joins the student's compartment; both rows in one
+     * transaction. */
+    rc = records_get(r, REC_STUDENT, sid, 0, student, &em);
+    if (rc == CF_OK) {
+        in.compartment = student->compartment;
+        rc = records_begin(r, 0);
+    }
+    if (rc == CF_OK)
+        rc = records_add(r, &in, gid, &em);
+    if (rc == CF_OK) {
+        struct record_add link = { .kind = REC_GUARDIAN_LINK, .parent = { gid, sid },
+                                   .value = { rel } };
+        char lid[RECORD_ID_HEX + 1];
+
+        rc = records_add(r, &link, lid, &em);
+    }
+    if (rc == CF_OK)
+        rc = records_commit(r);
+    else
+        records_rollback(r);
+    free(student);
+    records_close(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    printf("%s\n", gid);
+    return 0;
+}
+
+static int
+get_or_find(struct cmd_args *a, enum record_kind k, const char *field)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct record *rec;
+    const char *v = NULL;
+    enum cf_err rc;
+    int x;
+
+    if (field != NULL && (v = need(a, field)) == NULL)
+        return EXIT_USAGE;
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    rec = malloc(sizeof *rec);
+    if (rec == NULL)
+        rc = CF_ERR_NOMEM;
+    else if (field == NULL)
+        rc = records_get(r, k, a->pos[0], RECORD_ALL_FIELDS, rec, &em);
+    else
+        rc = records_find(r, k, field, v, RECORD_ALL_FIELDS, rec, &em);
+    if (rc == CF_OK)
+        print_record(rec);
+    if (rec != NULL)
+        sodium_memzero(rec, sizeof *rec);
+    free(rec);
+    records_close(r);
+    return rc == CF_OK ? 0 : fail(a, rc, &em);
+}
+
+static int cmd_student_get(struct cmd_args *a) { return get_or_find(a, REC_STUDENT, NULL); }
+static int cmd_student_find(struct cmd_args *a) { return get_or_find(a, REC_STUDENT, "ine"); }
+static int cmd_staff_get(struct cmd_args *a) { return get_or_find(a, REC_STAFF, NULL); }
+static int cmd_staff_find(struct cmd_args *a) { return get_or_find(a, REC_STAFF, "email"); }
+static int cmd_guardian_get(struct cmd_args *a) { return get_or_find(a, REC_GUARDIAN, NULL); }
+
+static int
+print_establishment(void *arg, const struct record *rec)
+{
+    (void)arg;
+    printf("%s  %s  %s  %s\n", rec->value[0], rec->compartment, rec->id, rec->value[1]);
+    return 0;
+}
+
+static int
+cmd_establishment_list(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    unsigned long long limit;
+    enum cf_err rc;
+    int x;
+
+    if ((x = parse_num(a, "limit", 1, 1000000, 1000, &limit)) != 0)
+        return x;
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    printf("UAI       ac  id                                name\n");
+    rc = records_establishments(r, (size_t)limit, print_establishment, NULL, &em);
+    records_close(r);
+    return rc == CF_OK ? 0 : fail(a, rc, &em);
+}
+
+static int
+cmd_demo_data(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct demo_counts n;
+    struct demo_opts o;
+    char code[ACADEMIE_CODE_BYTES + 1];
+    unsigned long long est, per, seed, gper, first;
+    const char *ac = opt(a, "academie");
+    enum cf_err rc;
+    int x;
+
+    if ((x = parse_num(a, "establishments", 1, DEMO_MAX_ESTABLISHMENTS, 3, &est)) != 0 ||
+        (x = parse_num(a, "students-per", 1, DEMO_MAX_STUDENTS_PER, 100, &per)) != 0 ||
+        (x = parse_num(a, "seed", 0, UINT64_MAX, CONFIG_DEFAULT_SEED, &seed)) != 0 ||
+        (x = parse_num(a, "guardians-per", 0, 2, 2, &gper)) != 0 ||
+        (x = parse_num(a, "first-establishment", 0, 9999, 0, &first)) != 0)
+        return x;
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    if (ac == NULL)
+        ac = keyring_code_at(records_keyring(r), 0);
+    if (ids_parse_academie(ac, strlen(ac), code, &em) != CF_OK) {
+        records_close(r);
+        return fail(a, CF_ERR_INPUT, &em);
+    }
+    o = (struct demo_opts){ code, (unsigned)est, (unsigned)per, (unsigned)gper, seed,
+                            (unsigned)first };
+    if (first + est > 10000) {
+        records_close(r);
+        return usage_error(a->cmd, "--first-establishment + --establishments must stay under 10000");
+    }
+    rc = demo_generate(r, &o, NULL, NULL, &n, &em);
+    records_close(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    printf("coffre: demo data in compartment %s: %llu establishments, %llu classes, "
+           "%llu students, %llu guardians (%llu links), %llu staff\n", code,
+           (unsigned long long)n.establishments, (unsigned long long)n.classes,
+           (unsigned long long)n.students, (unsigned long long)n.guardians,
+           (unsigned long long)n.links, (unsigned long long)n.staff);
+    return 0;
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+#define DATA_OPTS { "data", 0 }, { "keyring", 0 }
+#define DATA_USAGE "--data DIR [--keyring FILE]"
+#define DATA_HELP \
+    "  --data DIR       data directory (or $COFFRE_DATA)\n" \
+    "  --keyring FILE   keyring to use instead of DIR/keyring (or $COFFRE_KEYRING)"
+
+static const struct opt o_init[] = { { "data", 0 }, { "academie", 1 }, { NULL, 0 } };
+static const struct opt o_data[] = { DATA_OPTS, { NULL, 0 } };
+static const struct opt o_export[] = { DATA_OPTS, { "compartment", 0 }, { "out", 0 }, { NULL, 0 } };
+static const struct opt o_rotate[] = { DATA_OPTS, { "compartment", 0 }, { "batch", 0 },
+                                       { "reseal", 0 }, { NULL, 0 } };
+static const struct opt o_est_add[] = { DATA_OPTS, { "uai", 0 }, { "name", 0 },
+                                        { "academie", 0 }, { NULL, 0 } };
+static const struct opt o_est_list[] = { DATA_OPTS, { "limit", 0 }, { NULL, 0 } };
+static const struct opt o_class_add[] = { DATA_OPTS, { "establishment", 0 }, { "name", 0 },
+                                          { NULL, 0 } };
+static const struct opt o_student_add[] = { DATA_OPTS, { "establishment", 0 }, { "class", 0 },
+    { "ine", 0 }, { "family-name", 0 }, { "given-names", 0 }, { "birth-date", 0 },
+    { "address", 0 }, { "email", 0 }, { NULL, 0 } };
+static const struct opt o_find_ine[] = { DATA_OPTS, { "ine", 0 }, { NULL, 0 } };
+static const struct opt o_find_email[] = { DATA_OPTS, { "email", 0 }, { NULL, 0 } };
+static const struct opt o_staff_add[] = { DATA_OPTS, { "establishment", 0 },
+    { "family-name", 0 }, { "given-names", 0 }, { "email", 0 }, { "function", 0 }, { NULL, 0 } };
+static const struct opt o_guardian_add[] = { DATA_OPTS, { "student", 0 }, { "relationship", 0 },
+    { "family-name", 0 }, { "given-names", 0 }, { "phone", 0 }, { "email", 0 },
+    { "address", 0 }, { NULL, 0 } };
+static const struct opt o_demo[] = { DATA_OPTS, { "establishments", 0 }, { "students-per", 0 },
+    { "seed", 0 }, { "academie", 0 }, { "guardians-per", 0 }, { "first-establishment", 0 },
+    { NULL, 0 } };
+
+static const struct cmd commands[] = {
+    { "init", "--data DIR --academie CODE [--academie CODE...]",
+      "Creates DIR (mode 0700), its keyring (one key-encryption key per académie,\n"
+      "mode 0600) and its store.  Prints the initial audit seed once.  Refuses to\n"
+      "touch an existing keyring or store.  'coffre academies' lists the codes.",
+      o_init, 0, cmd_init },
+    { "academies", "", "Lists the académie codes coffre accepts, with their names.",
+      NULL, 0, cmd_academies },
+    { "keys export", DATA_USAGE " --compartment CODE --out FILE",
+      "Writes to FILE (mode 0600, never overwritten) a keyring holding only the\n"
+      "compartment CODE's key, for a regional node: it can open that académie's\n"
+      "records and no other.  The new node gets its own audit seed, printed once.\n" DATA_HELP,
+      o_export, 0, cmd_keys_export },
+    { "keys rotate", DATA_USAGE " --compartment CODE [--batch N] [--reseal 0|1]",
+      "Adds a data-key version for CODE; new writes use it at once.  Then re-seals\n"
+      "every row still on an older version, N rows per transaction (default 1000),\n"
+      "unless --reseal 0.  Reads work throughout; run it again to resume.\n" DATA_HELP,
+      o_rotate, 0, cmd_keys_rotate },
+    { "keys list", DATA_USAGE,
+      "Shows the compartments this keyring holds, their data-key versions and how\n"
+      "many rows each version seals.\n" DATA_HELP,
+      o_data, 0, cmd_keys_list },
+    { "establishment add", DATA_USAGE " --uai UAI --name NAME --academie CODE",
+      "Adds an establishment.  The UAI's check letter is verified.\n" DATA_HELP,
+      o_est_add, 0, cmd_establishment_add },
+    { "establishment list", DATA_USAGE " [--limit N]",
+      "Lists establishments (public data): UAI, académie, id, name.\n" DATA_HELP,
+      o_est_list, 0, cmd_establishment_list },
+    { "class add", DATA_USAGE " --establishment UAI --name NAME",
+      "Adds a class (division) to an establishment.\n" DATA_HELP,
+      o_class_add, 0, cmd_class_add },
+    { "student add", DATA_USAGE " --establishment UAI --ine INE --family-name NAME\n"
+      "       --given-names NAMES --birth-date YYYY-MM-DD [--class NAME] [--address TEXT] [--email ADDR]",
+      "Adds a student; every field is sealed, the INE and e-mail are indexed\n"
+      "blindly.  Prints the new id.\n" DATA_HELP,
+      o_student_add, 0, cmd_student_add },
+    { "student get", DATA_USAGE " ID", "Prints one student as JSON.\n" DATA_HELP,
+      o_data, 1, cmd_student_get },
+    { "student find", DATA_USAGE " --ine INE",
+      "Finds a student by exact INE (through the blind index).\n" DATA_HELP,
+      o_find_ine, 0, cmd_student_find },
+    { "guardian add", DATA_USAGE " --student ID --relationship TEXT --family-name NAME\n"
+      "       --given-names NAMES [--phone N] [--email ADDR] [--address TEXT]",
+      "Adds a guardian linked to a student, in one transaction.\n" DATA_HELP,
+      o_guardian_add, 0, cmd_guardian_add },
+    { "guardian get", DATA_USAGE " ID", "Prints one guardian as JSON.\n" DATA_HELP,
+      o_data, 1, cmd_guardian_get },
+    { "staff add", DATA_USAGE " --establishment UAI --family-name NAME --given-names NAMES\n"
+      "       --email ADDR [--function TEXT]",
+      "Adds a staff member; the professional e-mail is unique.\n" DATA_HELP,
+      o_staff_add, 0, cmd_staff_add },
+    { "staff get", DATA_USAGE " ID", "Prints one staff member as JSON.\n" DATA_HELP,
+      o_data, 1, cmd_staff_get },
+    { "staff find", DATA_USAGE " --email ADDR",
+      "Finds a staff member by exact professional e-mail.\n" DATA_HELP,
+      o_find_email, 0, cmd_staff_find },
+    { "demo-data", DATA_USAGE " [--establishments N] [--students-per N] [--seed S]\n"
+      "       [--academie CODE] [--guardians-per 0|1|2] [--first-establishment N]",
+      "Generates deterministic synthetic establishments, classes, staff, students\n"
+      "and guardians (département 099, e-mails in .invalid), in one transaction.\n"
+      "Defaults: 3 establishments, 100 students each, seed 42, the keyring's first\n"
+      "académie.\n" DATA_HELP,
+      o_demo, 0, cmd_demo_data },
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void
+print_overview(FILE *f)
+{
+    size_t i;
+
+    fprintf(f, "usage: coffre COMMAND [options]   ('coffre COMMAND --help' for each)\n\n");
+    for (i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %s\n", commands[i].name);
+}
+
+/* Matches "keys rotate" against argv[0..1]; returns words consumed. */
+static int
+match_cmd(const struct cmd *c, int argc, char **argv)
+{
+    const char *sp = strchr(c->name, ' ');
+
+    if (sp == NULL)
+        return strcmp(c->name, argv[0]) == 0 ? 1 : 0;
+    if (argc < 2 || strlen(argv[0]) != (size_t)(sp - c->name) ||
+        strncmp(c->name, argv[0], (size_t)(sp - c->name)) != 0 ||
+        strcmp(sp + 1, argv[1]) != 0)
+        return 0;
+    return 2;
+}
+
+static void
+harden_process(void)
+{
+    struct rlimit no_core = { 0, 0 };
+
+    /* Keys must never land in a core dump or be readable via ptrace. */
+    (void)setrlimit(RLIMIT_CORE, &no_core);
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    umask(077);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cmd_args a;
+    size_t i;
+    int used, rc;
+
+    harden_process();
+    if (sodium_init() < 0) {
+        fprintf(stderr, "coffre: libsodium failed to initialise\n");
+        return EXIT_FAILURE;
+    }
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        print_overview(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("coffre 0.1\n");
+        return 0;
+    }
+    for (i = 0; i < NCOMMANDS; i++) {
+        used = match_cmd(&commands[i], argc - 1, argv + 1);
+        if (used == 0)
+            continue;
+        rc = parse_args(&commands[i], argc - 1 - used, argv + 1 + used, &a);
+        if (rc == -1)
+            return 0;
+        if (rc != 0)
+            return rc;
+        return commands[i].run(&a);
+    }
+    fprintf(stderr, "coffre: unknown command '%s'\n", argv[1]);
+    print_overview(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,132 @@
+/*
+ * store.h - the storage interface.  Its types say nothing of the backend:
+ * store_sqlite.c implements it today, a PostgreSQL backend later.
+ *
+ * Every record table has the same shape, so the interface stays narrow:
+ *
+ *     id          16 random bytes, never sequential
+ *     parent[0,1] up to two foreign keys (which ones: see store_table)
+ *     compartment the académie code whose keys sealed the row
+ *     kv          the data-key version every field was sealed with
+ *     fields      the sealed fields, opaque here
+ *     idx[0,1]    up to two blind indexes (opaque digests)
+ *     created, updated  seconds since the epoch
+ *
+ * Nothing in a row identifies a person without the keyring.
+ */
+#ifndef COFFRE_STORE_H
+#define COFFRE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bounds.h"
+#include "err.h"
+
+#define STORE_ID_BYTES  16
+#define STORE_IDX_BYTES 16
+#define STORE_IDX_SLOTS 2
+
+enum store_table {                   /* parent[0]       parent[1]   idx[0]  idx[1] */
+    STORE_ESTABLISHMENTS,            /* -               -           UAI*    -      */
+    STORE_CLASSES,                   /* establishment   -           -       -      */
+    STORE_STUDENTS,                  /* establishment   class       INE*    e-mail */
+    STORE_GUARDIANS,                 /* -               -           -       e-mail */
+    STORE_GUARDIAN_LINKS,            /* guardian        student     -       -      */
+    STORE_STAFF,                     /* establishment   -           -       e-mail*/
+    STORE_TABLE_COUNT                /* (* = unique)                               */
+};
+
+struct store_row {
+    uint8_t id[STORE_ID_BYTES];
+    uint8_t parent[2][STORE_ID_BYTES];
+    uint8_t has_parent[2];
+    char compartment[ACADEMIE_CODE_BYTES + 1];
+    uint32_t kv;
+    uint8_t idx[STORE_IDX_SLOTS][STORE_IDX_BYTES];
+    uint8_t idx_len[STORE_IDX_SLOTS];          /* 0: no index value */
+    int64_t created, updated;
+    size_t fields_len;
+    uint8_t fields[RECORD_FIELDS_MAX_BYTES];
+};
+
+struct store;
+
+/*
+ * Opens the store at path.  With create != 0 a missing store is created;
+ * otherwise a missing one is CF_ERR_NOTFOUND.  Applies forward migrations;
+ * a store written by a newer coffre is refused (CF_ERR_STORE) untouched.
+ */
+enum cf_err store_open(const char *path, int create, struct store **out,
+                       struct cf_errmsg *em) WARN_UNUSED;
+void store_close(struct store *st);              /* NULL is a no-op */
+
+/* Transactions (not nested).  A durable one (keyring-changing operations)
+ * syncs fully at commit; others get the WAL's normal sync. */
+enum cf_err store_begin(struct store *st, int durable) WARN_UNUSED;
+enum cf_err store_commit(struct store *st) WARN_UNUSED;
+void store_rollback(struct store *st);
+
+/* Inserts a row.  CF_ERR_EXISTS when a unique index already holds its
+ * value (em names the index), CF_ERR_NOTFOUND when a parent is missing. */
+enum cf_err store_row_insert(struct store *st, enum store_table t,
+                             const struct store_row *row,
+                             struct cf_errmsg *em) WARN_UNUSED;
+
+/* Replaces a row's fields, key version and indexes (re-seal, edit). */
+enum cf_err store_row_update(struct store *st, enum store_table t,
+                             const struct store_row *row) WARN_UNUSED;
+
+enum cf_err store_row_get(struct store *st, enum store_table t,
+                          const uint8_t id[STORE_ID_BYTES],
+                          struct store_row *out) WARN_UNUSED;
+
+/* First row whose idx[slot] equals one of the n digests (each len bytes):
+ * one digest per compartment the caller holds keys for. */
+enum cf_err store_row_find(struct store *st, enum store_table t, int slot,
+                           const uint8_t *digests, size_t len, size_t n,
+                           struct store_row *out) WARN_UNUSED;
+
+/* Visits rows; the callback returns non-zero to stop early.  The row is
+ * valid during the call only. */
+typedef int (*store_row_fn)(void *arg, const struct store_row *row);
+
+/* Rows whose parent[slot] is parent_id, at most limit of them. */
+enum cf_err store_rows_by_parent(struct store *st, enum store_table t,
+                                 int slot, const uint8_t parent_id[STORE_ID_BYTES],
+                                 size_t limit, store_row_fn fn, void *arg)
+    WARN_UNUSED;
+/* Rows of a compartment sealed with a key older than kv, at most limit. */
+enum cf_err store_rows_older(struct store *st, enum store_table t,
+                             const char *compartment, uint32_t kv,
+                             size_t limit, store_row_fn fn, void *arg)
+    WARN_UNUSED;
+/* Every row of t, at most limit (establishments: there are few). */
+enum cf_err store_rows_all(struct store *st, enum store_table t, size_t limit,
+                           store_row_fn fn, void *arg) WARN_UNUSED;
+
+/* Rows of table t in compartment c sealed with version kv. */
+enum cf_err store_count_version(struct store *st, enum store_table t,
+                                const char *compartment, uint32_t kv,
+                                uint64_t *count) WARN_UNUSED;
+
+/* Wrapped data keys. */
+enum cf_err store_datakey_put(struct store *st, const char *compartment,
+                              uint32_t version, const uint8_t *wrapped,
+                              size_t len) WARN_UNUSED;
+typedef int (*store_datakey_fn)(void *arg, const char *compartment,
+                                uint32_t version, const uint8_t *wrapped,
+                                size_t len);
+enum cf_err store_datakeys(struct store *st, store_datakey_fn fn, void *arg)
+    WARN_UNUSED;
+
+/* Schema version of the open store, and the newest this build knows. */
+int store_schema_version(struct store *st);
+int store_schema_latest(void);
+
+/* Bulk loads: a larger page cache for the connection until store_bulk_end.
+ * Callers still use one transaction per import. */
+void store_bulk_begin(struct store *st);
+void store_bulk_end(struct store *st);
+
+#endif

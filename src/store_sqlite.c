@@ -1,0 +1,583 @@
+/*
+ * store_sqlite.c - the SQLite backend of store.h.
+ *
+ * WAL, foreign keys on, synchronous=NORMAL (FULL for keyring-changing
+ * commits), prepared statements cached per connection, schema migrations
+ * counted in PRAGMA user_version.  Every value is bound, never spliced:
+ * SQL text is built only from the constant table names below.  One
+ * connection per struct store; a struct store is used by one thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "banned.h"
+
+extern const char *const store_sqlite_migrations[];
+extern const size_t store_sqlite_migration_count;
+
+/* Page cache for bulk loads: the indexes of a million-row import stay in
+ * memory until the single commit (DESIGN.md section 12). */
+#define BULK_CACHE_KIB (1024 * 1024)
+#define BUSY_TIMEOUT_MS 5000
+
+static const struct {
+    const char *name;
+    const char *idx_label[STORE_IDX_SLOTS];   /* for "already present" */
+} tables[STORE_TABLE_COUNT] = {
+    [STORE_ESTABLISHMENTS] = { "establishments", { "UAI", NULL } },
+    [STORE_CLASSES]        = { "classes", { NULL, NULL } },
+    [STORE_STUDENTS]       = { "students", { "INE", "e-mail" } },
+    [STORE_GUARDIANS]      = { "guardians", { NULL, "e-mail" } },
+    [STORE_GUARDIAN_LINKS] = { "guardian_links", { NULL, NULL } },
+    [STORE_STAFF]          = { "staff", { NULL, "professional e-mail" } },
+};
+
+enum stmt_kind {
+    Q_INSERT, Q_UPDATE, Q_GET, Q_FIND0, Q_FIND1, Q_PARENT0, Q_PARENT1,
+    Q_OLDER, Q_ALL, Q_COUNTV, Q_KIND_COUNT
+};
+
+#define COLS "id, p0, p1, compartment, kv, fields, idx0, idx1, created, updated"
+
+static const char *const stmt_fmt[Q_KIND_COUNT] = {
+    [Q_INSERT]  = "INSERT INTO %s (" COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    [Q_UPDATE]  = "UPDATE %s SET kv = ?5, fields = ?6, idx0 = ?7, idx1 = ?8, updated = ?10 WHERE id = ?1",
+    [Q_GET]     = "SELECT " COLS " FROM %s WHERE id = ?1",
+    [Q_FIND0]   = "SELECT " COLS " FROM %s WHERE idx0 = ?1 LIMIT 1",
+    [Q_FIND1]   = "SELECT " COLS " FROM %s WHERE idx1 = ?1 LIMIT 1",
+    [Q_PARENT0] = "SELECT " COLS " FROM %s WHERE p0 = ?1 ORDER BY rid LIMIT ?2",
+    [Q_PARENT1] = "SELECT " COLS " FROM %s WHERE p1 = ?1 ORDER BY rid LIMIT ?2",
+    [Q_OLDER]   = "SELECT " COLS " FROM %s WHERE compartment = ?1 AND kv < ?2 LIMIT ?3",
+    [Q_ALL]     = "SELECT " COLS " FROM %s ORDER BY rid LIMIT ?1",
+    [Q_COUNTV]  = "SELECT count(*) FROM %s WHERE compartment = ?1 AND kv = ?2",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[Q_KIND_COUNT][STORE_TABLE_COUNT];
+    sqlite3_stmt *dk_put, *dk_all;
+    int schema;
+    int durable;            /* synchronous = FULL in force */
+};
+
+/* ---- open, migrate, close -------------------------------------------- */
+
+static int
+exec(struct store *st, const char *sql)
+{
+    return sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+}
+
+static int
+user_version(struct store *st)
+{
+    sqlite3_stmt *s;
+    int v = -1;
+
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static enum cf_err
+migrate(struct store *st, const char *path, struct cf_errmsg *em)
+{
+    int v = user_version(st);
+    char sql[64];
+
+    if (v < 0)
+        return cf_fail(em, CF_ERR_STORE, "store '%s': not a coffre store (%s)",
+                       path, sqlite3_errmsg(st->db));
+    if ((size_t)v > store_sqlite_migration_count)
+        return cf_fail(em, CF_ERR_STORE,
+                       "store '%s': schema version %d is newer than this coffre knows (%zu); upgrade coffre",
+                       path, v, store_sqlite_migration_count);
+    for (; (size_t)v < store_sqlite_migration_count; v++) {
+        /* Each step and its version number commit together. */
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+        if (exec(st, "BEGIN IMMEDIATE") != SQLITE_OK ||
+            exec(st, store_sqlite_migrations[v]) != SQLITE_OK ||
+            exec(st, sql) != SQLITE_OK ||
+            exec(st, "COMMIT") != SQLITE_OK) {
+            enum cf_err rc = cf_fail(em, CF_ERR_STORE,
+                    "store '%s': migration %d failed: %s", path, v + 1,
+                    sqlite3_errmsg(st->db));
+            exec(st, "ROLLBACK");
+            return rc;
+        }
+    }
+    st->schema = v;
+    return CF_OK;
+}
+
+enum cf_err
+store_open(const char *path, int create, struct store **out,
+           struct cf_errmsg *em)
+{
+    struct store *st;
+    enum cf_err rc;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+    if (!create && access(path, F_OK) != 0)
+        return cf_fail(em, CF_ERR_NOTFOUND,
+                       "store '%s' not found: is --data right? ('coffre init' creates it)", path);
+    if (create)
+        flags |= SQLITE_OPEN_CREATE;
+    st = sqlite3_malloc(sizeof *st);
+    if (st == NULL)
+        return cf_fail(em, CF_ERR_NOMEM, "store: out of memory");
+    memset(st, 0, sizeof *st);
+    if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+        rc = cf_fail(em, CF_ERR_STORE, "store '%s': cannot open: %s", path,
+                     st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        store_close(st);
+        return rc;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    if (exec(st, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
+        exec(st, "PRAGMA foreign_keys = ON") != SQLITE_OK ||
+        exec(st, "PRAGMA synchronous = NORMAL") != SQLITE_OK ||
+        exec(st, "PRAGMA secure_delete = ON") != SQLITE_OK ||
+        exec(st, "PRAGMA trusted_schema = OFF") != SQLITE_OK) {
+        rc = cf_fail(em, CF_ERR_STORE, "store '%s': %s", path, sqlite3_errmsg(st->db));
+        store_close(st);
+        return rc;
+    }
+    if ((rc = migrate(st, path, em)) != CF_OK) {
+        store_close(st);
+        return rc;
+    }
+    *out = st;
+    return CF_OK;
+}
+
+void
+store_close(struct store *st)
+{
+    int q, t;
+
+    if (st == NULL)
+        return;
+    for (q = 0; q < Q_KIND_COUNT; q++)
+        for (t = 0; t < STORE_TABLE_COUNT; t++)
+            sqlite3_finalize(st->stmt[q][t]);
+    sqlite3_finalize(st->dk_put);
+    sqlite3_finalize(st->dk_all);
+    sqlite3_close(st->db);
+    sqlite3_free(st);
+}
+
+int
+store_schema_version(struct store *st)
+{
+    return st->schema;
+}
+
+int
+store_schema_latest(void)
+{
+    return (int)store_sqlite_migration_count;
+}
+
+/* ---- transactions ----------------------------------------------------- */
+
+/* SQLite refuses to change the sync level inside a transaction, so a
+ * durable transaction sets it before BEGIN and restores it after. */
+static void
+sync_level(struct store *st, int durable)
+{
+    if (st->durable != durable)
+        exec(st, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    st->durable = durable;
+}
+
+enum cf_err
+store_begin(struct store *st, int durable)
+{
+    sync_level(st, durable);
+    return exec(st, "BEGIN IMMEDIATE") == SQLITE_OK ? CF_OK : CF_ERR_STORE;
+}
+
+enum cf_err
+store_commit(struct store *st)
+{
+    int rc = exec(st, "COMMIT");
+
+    if (rc != SQLITE_OK)
+        exec(st, "ROLLBACK");
+    sync_level(st, 0);
+    return rc == SQLITE_OK ? CF_OK : CF_ERR_STORE;
+}
+
+void
+store_rollback(struct store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        exec(st, "ROLLBACK");
+    sync_level(st, 0);
+}
+
+void
+store_bulk_begin(struct store *st)
+{
+    char sql[64];
+
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", BULK_CACHE_KIB);
+    exec(st, sql);
+}
+
+void
+store_bulk_end(struct store *st)
+{
+    exec(st, "PRAGMA cache_size = -2000");
+}
+
+/* ---- rows ------------------------------------------------------------- */
+
+/* Puts the (constant) table name where the template says %s. */
+static void
+build_sql(char *out, size_t cap, const char *tmpl, const char *table)
+{
+    const char *mark = strstr(tmpl, "%s");
+
+    snprintf(out, cap, "%.*s%s%s", (int)(mark - tmpl), tmpl, table, mark + 2);
+}
+
+static sqlite3_stmt *
+stmt(struct store *st, enum stmt_kind q, enum store_table t)
+{
+    char sql[256];
+
+    if (st->stmt[q][t] == NULL) {
+        build_sql(sql, sizeof sql, stmt_fmt[q], tables[t].name);
+        if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                               &st->stmt[q][t], NULL) != SQLITE_OK)
+            return NULL;
+    }
+    sqlite3_reset(st->stmt[q][t]);
+    sqlite3_clear_bindings(st->stmt[q][t]);
+    return st->stmt[q][t];
+}
+
+static void
+bind_blob_or_null(sqlite3_stmt *s, int i, const uint8_t *p, size_t n, int has)
+{
+    if (has)
+        sqlite3_bind_blob(s, i, p, (int)n, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static void
+bind_row(sqlite3_stmt *s, const struct store_row *r)
+{
+    sqlite3_bind_blob(s, 1, r->id, STORE_ID_BYTES, SQLITE_STATIC);
+    bind_blob_or_null(s, 2, r->parent[0], STORE_ID_BYTES, r->has_parent[0]);
+    bind_blob_or_null(s, 3, r->parent[1], STORE_ID_BYTES, r->has_parent[1]);
+    sqlite3_bind_text(s, 4, r->compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, r->kv);
+    sqlite3_bind_blob(s, 6, r->fields, (int)r->fields_len, SQLITE_STATIC);
+    bind_blob_or_null(s, 7, r->idx[0], r->idx_len[0], r->idx_len[0] > 0);
+    bind_blob_or_null(s, 8, r->idx[1], r->idx_len[1], r->idx_len[1] > 0);
+    sqlite3_bind_int64(s, 9, r->created);
+    sqlite3_bind_int64(s, 10, r->updated);
+}
+
+/* Copies a blob column into a fixed buffer; -1 if it does not fit. */
+static int
+col_blob(sqlite3_stmt *s, int i, uint8_t *dst, size_t cap, size_t *len)
+{
+    int n = sqlite3_column_bytes(s, i);
+    const void *p = sqlite3_column_blob(s, i);
+
+    if (n < 0 || (size_t)n > cap)
+        return -1;
+    if (n > 0)
+        memcpy(dst, p, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+static enum cf_err
+read_row(sqlite3_stmt *s, struct store_row *r)
+{
+    size_t n;
+    int i;
+    const unsigned char *comp;
+
+    if (col_blob(s, 0, r->id, STORE_ID_BYTES, &n) != 0 || n != STORE_ID_BYTES)
+        return CF_ERR_STORE;
+    for (i = 0; i < 2; i++) {
+        if (col_blob(s, 1 + i, r->parent[i], STORE_ID_BYTES, &n) != 0 ||
+            (n != 0 && n != STORE_ID_BYTES))
+            return CF_ERR_STORE;
+        r->has_parent[i] = n == STORE_ID_BYTES;
+    }
+    comp = sqlite3_column_text(s, 3);
+    if (comp == NULL || strlen((const char *)comp) != ACADEMIE_CODE_BYTES)
+        return CF_ERR_STORE;
+    memcpy(r->compartment, comp, ACADEMIE_CODE_BYTES + 1);
+    r->kv = (uint32_t)sqlite3_column_int64(s, 4);
+    if (col_blob(s, 5, r->fields, sizeof r->fields, &r->fields_len) != 0)
+        return CF_ERR_STORE;
+    for (i = 0; i < STORE_IDX_SLOTS; i++) {
+        if (col_blob(s, 6 + i, r->idx[i], STORE_IDX_BYTES, &n) != 0)
+            return CF_ERR_STORE;
+        r->idx_len[i] = (uint8_t)n;
+    }
+    r->created = sqlite3_column_int64(s, 8);
+    r->updated = sqlite3_column_int64(s, 9);
+    return CF_OK;
+}
+
+static enum cf_err
+constraint_error(struct store *st, enum store_table t, struct cf_errmsg *em)
+{
+    int xrc = sqlite3_extended_errcode(st->db);
+    const char *msg = sqlite3_errmsg(st->db);
+    int i;
+
+    if (xrc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return cf_fail(em, CF_ERR_NOTFOUND, "%s: a referenced record does not exist",
+                       tables[t].name);
+    if (xrc == SQLITE_CONSTRAINT_UNIQUE || xrc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        for (i = 0; i < STORE_IDX_SLOTS; i++) {
+            char col[32];
+
+            snprintf(col, sizeof col, ".idx%d", i);
+            if (tables[t].idx_label[i] != NULL && strstr(msg, col) != NULL)
+                return cf_fail(em, CF_ERR_EXISTS, "%s: this %s is already present",
+                               tables[t].name, tables[t].idx_label[i]);
+        }
+        return cf_fail(em, CF_ERR_EXISTS, "%s: record already present", tables[t].name);
+    }
+    return cf_fail(em, CF_ERR_STORE, "%s: %s", tables[t].name, msg);
+}
+
+enum cf_err
+store_row_insert(struct store *st, enum store_table t,
+                 const struct store_row *row, struct cf_errmsg *em)
+{
+    sqlite3_stmt *s = stmt(st, Q_INSERT, t);
+    enum cf_err rc = CF_OK;
+
+    if (s == NULL)
+        return cf_fail(em, CF_ERR_STORE, "%s: %s", tables[t].name, sqlite3_errmsg(st->db));
+    bind_row(s, row);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = constraint_error(st, t, em);
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_row_update(struct store *st, enum store_table t,
+                 const struct store_row *row)
+{
+    sqlite3_stmt *s = stmt(st, Q_UPDATE, t);
+    enum cf_err rc = CF_OK;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    bind_row(s, row);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = constraint_error(st, t, NULL);
+    else if (sqlite3_changes(st->db) != 1)
+        rc = CF_ERR_NOTFOUND;
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Steps a bound SELECT once into out. */
+static enum cf_err
+select_one(sqlite3_stmt *s, struct store_row *out)
+{
+    enum cf_err rc;
+
+    switch (sqlite3_step(s)) {
+    case SQLITE_ROW:  rc = read_row(s, out); break;
+    case SQLITE_DONE: rc = CF_ERR_NOTFOUND; break;
+    default:          rc = CF_ERR_STORE; break;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_row_get(struct store *st, enum store_table t,
+              const uint8_t id[STORE_ID_BYTES], struct store_row *out)
+{
+    sqlite3_stmt *s = stmt(st, Q_GET, t);
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
+    return select_one(s, out);
+}
+
+enum cf_err
+store_row_find(struct store *st, enum store_table t, int slot,
+               const uint8_t *digests, size_t len, size_t n,
+               struct store_row *out)
+{
+    size_t i;
+    enum cf_err rc = CF_ERR_NOTFOUND;
+
+    if (slot < 0 || slot >= STORE_IDX_SLOTS)
+        return CF_ERR_INPUT;
+    for (i = 0; i < n && rc == CF_ERR_NOTFOUND; i++) {
+        sqlite3_stmt *s = stmt(st, slot == 0 ? Q_FIND0 : Q_FIND1, t);
+
+        if (s == NULL)
+            return CF_ERR_STORE;
+        sqlite3_bind_blob(s, 1, digests + i * len, (int)len, SQLITE_STATIC);
+        rc = select_one(s, out);
+    }
+    return rc;
+}
+
+/* Runs a bound multi-row SELECT, calling fn per row. */
+static enum cf_err
+select_each(sqlite3_stmt *s, store_row_fn fn, void *arg)
+{
+    struct store_row row;
+    enum cf_err rc = CF_OK;
+    int step;
+
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if ((rc = read_row(s, &row)) != CF_OK)
+            break;
+        if (fn(arg, &row) != 0)
+            break;
+    }
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_rows_by_parent(struct store *st, enum store_table t, int slot,
+                     const uint8_t parent_id[STORE_ID_BYTES], size_t limit,
+                     store_row_fn fn, void *arg)
+{
+    sqlite3_stmt *s;
+
+    if (slot < 0 || slot > 1)
+        return CF_ERR_INPUT;
+    s = stmt(st, slot == 0 ? Q_PARENT0 : Q_PARENT1, t);
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, parent_id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    return select_each(s, fn, arg);
+}
+
+enum cf_err
+store_rows_older(struct store *st, enum store_table t, const char *compartment,
+                 uint32_t kv, size_t limit, store_row_fn fn, void *arg)
+{
+    sqlite3_stmt *s = stmt(st, Q_OLDER, t);
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_text(s, 1, compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, kv);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
+    return select_each(s, fn, arg);
+}
+
+enum cf_err
+store_rows_all(struct store *st, enum store_table t, size_t limit,
+               store_row_fn fn, void *arg)
+{
+    sqlite3_stmt *s = stmt(st, Q_ALL, t);
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)limit);
+    return select_each(s, fn, arg);
+}
+
+enum cf_err
+store_count_version(struct store *st, enum store_table t,
+                    const char *compartment, uint32_t kv, uint64_t *count)
+{
+    sqlite3_stmt *s = stmt(st, Q_COUNTV, t);
+    enum cf_err rc = CF_ERR_STORE;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_text(s, 1, compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, kv);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *count = (uint64_t)sqlite3_column_int64(s, 0);
+        rc = CF_OK;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- data keys -------------------------------------------------------- */
+
+enum cf_err
+store_datakey_put(struct store *st, const char *compartment, uint32_t version,
+                  const uint8_t *wrapped, size_t len)
+{
+    enum cf_err rc = CF_OK;
+
+    if (st->dk_put == NULL &&
+        sqlite3_prepare_v2(st->db,
+            "INSERT INTO data_keys (compartment, version, wrapped, created) VALUES (?1, ?2, ?3, ?4)",
+            -1, &st->dk_put, NULL) != SQLITE_OK)
+        return CF_ERR_STORE;
+    sqlite3_bind_text(st->dk_put, 1, compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st->dk_put, 2, version);
+    sqlite3_bind_blob(st->dk_put, 3, wrapped, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st->dk_put, 4, (sqlite3_int64)time(NULL));
+    if (sqlite3_step(st->dk_put) != SQLITE_DONE)
+        rc = sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_PRIMARYKEY
+                 ? CF_ERR_EXISTS : CF_ERR_STORE;
+    sqlite3_reset(st->dk_put);
+    return rc;
+}
+
+enum cf_err
+store_datakeys(struct store *st, store_datakey_fn fn, void *arg)
+{
+    enum cf_err rc = CF_OK;
+    int step;
+
+    if (st->dk_all == NULL &&
+        sqlite3_prepare_v2(st->db,
+            "SELECT compartment, version, wrapped FROM data_keys ORDER BY compartment, version",
+            -1, &st->dk_all, NULL) != SQLITE_OK)
+        return CF_ERR_STORE;
+    while ((step = sqlite3_step(st->dk_all)) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(st->dk_all, 0);
+        int64_t v = sqlite3_column_int64(st->dk_all, 1);
+        const uint8_t *w = sqlite3_column_blob(st->dk_all, 2);
+        int n = sqlite3_column_bytes(st->dk_all, 2);
+
+        if (c == NULL || v <= 0 || v > UINT32_MAX || n < 0) {
+            rc = CF_ERR_STORE;
+            break;
+        }
+        if (fn(arg, c, (uint32_t)v, w, (size_t)n) != 0)
+            break;
+    }
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(st->dk_all);
+    return rc;
+}
