@@ -97,14 +97,23 @@ struct pcache_entry {
     int valid;
 };
 
+/* Ids and nonces are drawn from a pool refilled 4 KiB at a time: one
+ * getrandom(2) per ~50 rows instead of two per row.  They are public
+ * values (stored in clear next to the ciphertext), only required to be
+ * unpredictable and unique, which the CSPRNG output still is. */
+#define RAND_POOL_BYTES 4096
+
 struct records {
     struct store *st;
+    uint8_t rand_pool[RAND_POOL_BYTES];
+    size_t rand_used;
     struct keyring *kr;
     int bulk;
     struct pcache_entry pcache[PCACHE_SLOTS];
     /* Scratch space, here rather than on the stack or in statics: one
      * struct records is used by one thread at a time. */
-    struct store_row row;
+    struct store_row row;                  /* the row being written or read */
+    struct store_row prow;                 /* a parent being looked up */
     struct record rec;
     char norm[RECORD_MAX_FIELDS][RECORD_FIELD_PT_MAX + 1];
 };
@@ -145,6 +154,23 @@ records_keyring(const struct records *r)
 }
 
 /* ---- ids -------------------------------------------------------------- */
+
+static void
+rand_take(struct records *r, void *out, size_t n)
+{
+    if (n > RAND_POOL_BYTES) {
+        randombytes_buf(out, n);
+        return;
+    }
+    if (r->rand_used == 0 || r->rand_used + n > RAND_POOL_BYTES) {
+        randombytes_buf(r->rand_pool, RAND_POOL_BYTES);
+        r->rand_used = 0;
+    }
+    memcpy(out, r->rand_pool + r->rand_used, n);
+    /* Never hand the same bytes out twice. */
+    sodium_memzero(r->rand_pool + r->rand_used, n);
+    r->rand_used += n;
+}
 
 enum cf_err
 records_id_parse(const char *hex, uint8_t out[16])
@@ -549,10 +575,10 @@ parent_info(struct records *r, enum record_kind k,
         *out = *e;
         return CF_OK;
     }
-    rc = store_row_get(r->st, kinds[k].table, id, &r->row);
+    rc = store_row_get(r->st, kinds[k].table, id, &r->prow);
     if (rc != CF_OK)
         return rc;
-    pcache_put(r, k, &r->row);
+    pcache_put(r, k, &r->prow);
     *out = *e;
     return CF_OK;
 }
@@ -571,8 +597,7 @@ seal_values(struct records *r, enum record_kind k, struct store_row *row,
     size_t i, pos = 0;
     enum cf_err rc;
 
-    /* One call for every nonce of the row: one getrandom(2), not six. */
-    randombytes_buf(nonces, sizeof nonces);
+    rand_take(r, nonces, kd->nfields * SEAL_NONCE_BYTES);
     for (i = 0; i < kd->nfields; i++) {
         size_t sz;
 
@@ -754,7 +779,7 @@ records_add(struct records *r, const struct record_add *in,
             return crypto_error(r, row->compartment, em);
         row->idx_len[slot] = (uint8_t)kd->f[i].idx_bytes;
     }
-    randombytes_buf(row->id, sizeof row->id);
+    rand_take(r, row->id, sizeof row->id);
     row->kv = keyring_current_version(r->kr, row->compartment);
     row->created = row->updated = (int64_t)time(NULL);
     rc = seal_values(r, in->kind, row, norm, len, present);

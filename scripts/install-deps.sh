@@ -1,0 +1,39 @@
+#!/bin/sh
+# install-deps.sh build|test - installs the Debian packages coffre needs
+# when some are missing.  Idempotent; prints nothing when all is there.
+#   build: compiler, pkg-config and the libraries the daemon links
+#   test:  build + cmocka, node (e2e runner), sanitizer runtimes
+set -eu
+
+BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev"
+TEST_PKGS="$BUILD_PKGS libcmocka-dev nodejs sqlite3"
+
+case "${1:-build}" in
+    build) want=$BUILD_PKGS ;;
+    test)  want=$TEST_PKGS ;;
+    *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+# node may come from elsewhere than Debian's package (a newer one on PATH).
+case " $missing " in
+    *" nodejs "*) command -v node >/dev/null 2>&1 && missing=$(echo "$missing" | sed 's/ nodejs//') ;;
+esac
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "install-deps: need root (or sudo) to install:$missing" >&2; exit 1; }
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "install-deps: done"
