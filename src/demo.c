@@ -312,8 +312,8 @@ demo_generate(struct records *r, const struct demo_opts *o, demo_fn fn,
         return cf_fail(em, CF_ERR_STORE, "store: cannot begin a transaction");
     for (e = 0; e < o->establishments && rc == CF_OK; e++)
         rc = establishment(&g, e, &serial);
-    if (rc == CF_OK && records_commit(r) != CF_OK)
-        rc = cf_fail(em, CF_ERR_STORE, "store: cannot commit");
+    if (rc == CF_OK)
+        rc = records_commit(r, em);
     if (rc != CF_OK) {
         records_rollback(r);
         memset(counts, 0, sizeof *counts);

@@ -546,7 +546,7 @@ cmd_guardian_add(struct cmd_args *a)
         rc = records_add(r, &link, lid, &em);
     }
     if (rc == CF_OK)
-        rc = records_commit(r);
+        rc = records_commit(r, &em);
     else
         records_rollback(r);
     free(student);

@@ -108,7 +108,6 @@ struct records {
     uint8_t rand_pool[RAND_POOL_BYTES];
     size_t rand_used;
     struct keyring *kr;
-    int bulk;
     struct pcache_entry pcache[PCACHE_SLOTS];
     /* Scratch space, here rather than on the stack or in statics: one
      * struct records is used by one thread at a time. */
@@ -396,7 +395,7 @@ ensure_data_keys(struct records *r, struct cf_errmsg *em)
         if (keyring_current_version(r->kr, code) != 0)
             continue;
         if (!began) {
-            if (store_begin(r->st, 1) != CF_OK)
+            if (store_begin(r->st, STORE_TX_DURABLE) != CF_OK)
                 return cf_fail(em, CF_ERR_STORE, "store: cannot begin a transaction");
             began = 1;
         }
@@ -407,8 +406,8 @@ ensure_data_keys(struct records *r, struct cf_errmsg *em)
                            code, cf_err_str(rc));
         }
     }
-    if (began && store_commit(r->st) != CF_OK)
-        return cf_fail(em, CF_ERR_STORE, "store: cannot commit the new data keys");
+    if (began && (rc = store_commit(r->st, em)) != CF_OK)
+        return rc;
     return CF_OK;
 }
 
@@ -512,20 +511,16 @@ records_close(struct records *r)
 enum cf_err
 records_begin(struct records *r, int bulk)
 {
-    if (bulk)
-        store_bulk_begin(r->st);
-    r->bulk = bulk;
-    return store_begin(r->st, 0);
+    return store_begin(r->st, bulk ? STORE_TX_BULK : STORE_TX_NORMAL);
 }
 
 enum cf_err
-records_commit(struct records *r)
+records_commit(struct records *r, struct cf_errmsg *em)
 {
-    enum cf_err rc = store_commit(r->st);
+    enum cf_err rc = store_commit(r->st, em);
 
-    if (r->bulk)
-        store_bulk_end(r->st);
-    r->bulk = 0;
+    if (rc != CF_OK)
+        memset(r->pcache, 0, sizeof r->pcache);
     return rc;
 }
 
@@ -533,9 +528,6 @@ void
 records_rollback(struct records *r)
 {
     store_rollback(r->st);
-    if (r->bulk)
-        store_bulk_end(r->st);
-    r->bulk = 0;
     /* Rows cached during the transaction may no longer exist. */
     memset(r->pcache, 0, sizeof r->pcache);
 }
@@ -953,18 +945,18 @@ records_rotate(struct records *r, const char *compartment, uint32_t *version,
     if (v > KEYRING_MAX_VERSIONS)
         return cf_fail(em, CF_ERR_LIMIT, "compartment %s: at most %d key versions",
                        compartment, KEYRING_MAX_VERSIONS);
-    if (store_begin(r->st, 1) != CF_OK)
+    if (store_begin(r->st, STORE_TX_DURABLE) != CF_OK)
         return cf_fail(em, CF_ERR_STORE, "store: cannot begin a transaction");
     rc = keyring_data_key_new(r->kr, compartment, v, wrapped);
     if (rc == CF_OK)
         rc = store_datakey_put(r->st, compartment, v, wrapped, sizeof wrapped);
-    if (rc == CF_OK)
-        rc = store_commit(r->st);
-    else
+    if (rc != CF_OK) {
         store_rollback(r->st);
-    if (rc != CF_OK)
         return cf_fail(em, rc, "compartment %s: cannot add key version %u: %s",
                        compartment, v, cf_err_str(rc));
+    }
+    if ((rc = store_commit(r->st, em)) != CF_OK)
+        return rc;
     *version = v;
     return CF_OK;
 }
@@ -1026,7 +1018,7 @@ records_reseal(struct records *r, const char *compartment, size_t batch,
     if (b.rows == NULL)
         return cf_fail(em, CF_ERR_NOMEM, "out of memory");
     b.cap = batch;
-    if (store_begin(r->st, 0) != CF_OK) {
+    if (store_begin(r->st, STORE_TX_NORMAL) != CF_OK) {
         free(b.rows);
         return cf_fail(em, CF_ERR_STORE, "store: cannot begin a transaction");
     }
@@ -1042,7 +1034,7 @@ records_reseal(struct records *r, const char *compartment, size_t batch,
         }
     }
     if (rc == CF_OK)
-        rc = store_commit(r->st);
+        rc = store_commit(r->st, em);
     else
         store_rollback(r->st);
     *done = rc == CF_OK ? b.n : 0;

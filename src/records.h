@@ -88,9 +88,10 @@ enum cf_err records_init(const char *data_dir, const char *const *codes,
 const struct keyring *records_keyring(const struct records *r);
 
 /* Transactions around multi-row changes; an import is one transaction.
- * bulk != 0 gives the connection a large page cache until commit. */
+ * bulk != 0: an import (store.h, STORE_TX_BULK): into an empty store,
+ * unique values are checked at commit, which then fails as a whole. */
 enum cf_err records_begin(struct records *r, int bulk) WARN_UNUSED;
-enum cf_err records_commit(struct records *r) WARN_UNUSED;
+enum cf_err records_commit(struct records *r, struct cf_errmsg *em) WARN_UNUSED;
 void records_rollback(struct records *r);
 
 /* Validates, seals and inserts; id_out gets the new id.  Nothing is written

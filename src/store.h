@@ -61,10 +61,20 @@ enum cf_err store_open(const char *path, int create, struct store **out,
                        struct cf_errmsg *em) WARN_UNUSED;
 void store_close(struct store *st);              /* NULL is a no-op */
 
-/* Transactions (not nested).  A durable one (keyring-changing operations)
- * syncs fully at commit; others get the WAL's normal sync. */
-enum cf_err store_begin(struct store *st, int durable) WARN_UNUSED;
-enum cf_err store_commit(struct store *st) WARN_UNUSED;
+/*
+ * Transactions (not nested).
+ *   STORE_TX_NORMAL   the WAL's normal sync at commit
+ *   STORE_TX_DURABLE  a full sync at commit (keyring-changing operations)
+ *   STORE_TX_BULK     an import: a large page cache and, when the record
+ *                     tables are empty, secondary indexes built once at
+ *                     commit instead of row by row (DESIGN.md section 12).
+ *                     A unique value repeated in the import then fails the
+ *                     commit, and nothing is imported.
+ * store_commit rolls back and reports on failure (em names the reason).
+ */
+enum store_tx { STORE_TX_NORMAL, STORE_TX_DURABLE, STORE_TX_BULK };
+enum cf_err store_begin(struct store *st, enum store_tx mode) WARN_UNUSED;
+enum cf_err store_commit(struct store *st, struct cf_errmsg *em) WARN_UNUSED;
 void store_rollback(struct store *st);
 
 /* Inserts a row.  CF_ERR_EXISTS when a unique index already holds its
@@ -123,10 +133,5 @@ enum cf_err store_datakeys(struct store *st, store_datakey_fn fn, void *arg)
 /* Schema version of the open store, and the newest this build knows. */
 int store_schema_version(struct store *st);
 int store_schema_latest(void);
-
-/* Bulk loads: a larger page cache for the connection until store_bulk_end.
- * Callers still use one transaction per import. */
-void store_bulk_begin(struct store *st);
-void store_bulk_end(struct store *st);
 
 #endif

@@ -25,6 +25,7 @@ extern const size_t store_sqlite_migration_count;
  * memory until the single commit (DESIGN.md section 12). */
 #define BULK_CACHE_KIB (1024 * 1024)
 #define BUSY_TIMEOUT_MS 5000
+#define STORE_MAX_DEFERRED 32
 
 static const struct {
     const char *name;
@@ -64,9 +65,16 @@ struct store {
     sqlite3_stmt *dk_put, *dk_all;
     int schema;
     int durable;            /* synchronous = FULL in force */
+    int bulk;               /* in a STORE_TX_BULK transaction */
+    /* Indexes a bulk load dropped, to build again before commit. */
+    char *deferred[STORE_MAX_DEFERRED];
+    char *deferred_name[STORE_MAX_DEFERRED];
+    size_t ndeferred;
 };
 
 /* ---- open, migrate, close -------------------------------------------- */
+
+static void deferred_free(struct store *st);
 
 static int
 exec(struct store *st, const char *sql)
@@ -173,6 +181,7 @@ store_close(struct store *st)
             sqlite3_finalize(st->stmt[q][t]);
     sqlite3_finalize(st->dk_put);
     sqlite3_finalize(st->dk_all);
+    deferred_free(st);
     sqlite3_close(st->db);
     sqlite3_free(st);
 }
@@ -201,45 +210,138 @@ sync_level(struct store *st, int durable)
     st->durable = durable;
 }
 
-enum cf_err
-store_begin(struct store *st, int durable)
+static void
+deferred_free(struct store *st)
 {
-    sync_level(st, durable);
-    return exec(st, "BEGIN IMMEDIATE") == SQLITE_OK ? CF_OK : CF_ERR_STORE;
+    size_t i;
+
+    for (i = 0; i < st->ndeferred; i++)
+        sqlite3_free(st->deferred[i]);
+    st->ndeferred = 0;
+}
+
+static int
+tables_empty(struct store *st)
+{
+    sqlite3_stmt *s;
+    int empty = 0;
+
+    if (sqlite3_prepare_v2(st->db,
+            "SELECT NOT EXISTS (SELECT 1 FROM students) AND NOT EXISTS (SELECT 1 FROM guardians) "
+            "AND NOT EXISTS (SELECT 1 FROM staff)", -1, &s, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        empty = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return empty;
+}
+
+/*
+ * Drops the secondary indexes of the record tables, remembering their SQL.
+ * The `<table>_id` indexes stay: foreign keys need them row by row.
+ */
+static int
+defer_indexes(struct store *st)
+{
+    sqlite3_stmt *s;
+    char drop[128];
+    size_t i;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(st->db,
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name IN ('establishments','classes','students','guardians','guardian_links','staff') "
+            "AND name NOT LIKE '%\\_id' ESCAPE '\\' ORDER BY name", -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(s) == SQLITE_ROW && st->ndeferred < STORE_MAX_DEFERRED) {
+        st->deferred_name[st->ndeferred] =
+            sqlite3_mprintf("%s", (const char *)sqlite3_column_text(s, 0));
+        st->deferred[st->ndeferred] =
+            sqlite3_mprintf("%s", (const char *)sqlite3_column_text(s, 1));
+        st->ndeferred++;
+    }
+    sqlite3_finalize(s);
+    for (i = 0; i < st->ndeferred && rc == 0; i++) {
+        if (st->deferred[i] == NULL || st->deferred_name[i] == NULL)
+            return -1;
+        snprintf(drop, sizeof drop, "DROP INDEX \"%s\"", st->deferred_name[i]);
+        rc = exec(st, drop) == SQLITE_OK ? 0 : -1;
+    }
+    for (i = 0; i < st->ndeferred; i++)
+        sqlite3_free(st->deferred_name[i]);
+    return rc;
 }
 
 enum cf_err
-store_commit(struct store *st)
+store_begin(struct store *st, enum store_tx mode)
 {
-    int rc = exec(st, "COMMIT");
+    char sql[64];
 
-    if (rc != SQLITE_OK)
-        exec(st, "ROLLBACK");
+    sync_level(st, mode == STORE_TX_DURABLE);
+    if (exec(st, "BEGIN IMMEDIATE") != SQLITE_OK)
+        return CF_ERR_STORE;
+    st->bulk = mode == STORE_TX_BULK;
+    if (st->bulk) {
+        snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", BULK_CACHE_KIB);
+        exec(st, sql);
+        if (tables_empty(st) && defer_indexes(st) != 0) {
+            store_rollback(st);
+            return CF_ERR_STORE;
+        }
+    }
+    return CF_OK;
+}
+
+/* Builds the indexes dropped by defer_indexes, inside the transaction. */
+static enum cf_err
+rebuild_indexes(struct store *st, struct cf_errmsg *em)
+{
+    size_t i;
+
+    for (i = 0; i < st->ndeferred; i++) {
+        if (exec(st, st->deferred[i]) == SQLITE_OK)
+            continue;
+        if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
+            return cf_fail(em, CF_ERR_EXISTS,
+                           "import: a unique value (%s) appears twice; nothing was imported",
+                           strstr(st->deferred[i], "idx0") ? "INE or UAI"
+                           : strstr(st->deferred[i], "idx1") ? "e-mail" : "link");
+        return cf_fail(em, CF_ERR_STORE, "import: cannot build an index: %s",
+                       sqlite3_errmsg(st->db));
+    }
+    return CF_OK;
+}
+
+static void
+end_tx(struct store *st)
+{
+    if (st->bulk)
+        exec(st, "PRAGMA cache_size = -2000");
+    st->bulk = 0;
+    deferred_free(st);
     sync_level(st, 0);
-    return rc == SQLITE_OK ? CF_OK : CF_ERR_STORE;
+}
+
+enum cf_err
+store_commit(struct store *st, struct cf_errmsg *em)
+{
+    enum cf_err rc = rebuild_indexes(st, em);
+
+    if (rc == CF_OK && exec(st, "COMMIT") != SQLITE_OK)
+        rc = cf_fail(em, CF_ERR_STORE, "store: commit failed: %s", sqlite3_errmsg(st->db));
+    if (rc != CF_OK && !sqlite3_get_autocommit(st->db))
+        exec(st, "ROLLBACK");
+    end_tx(st);
+    return rc;
 }
 
 void
 store_rollback(struct store *st)
 {
+    /* The rollback also brings back any index a bulk load dropped. */
     if (!sqlite3_get_autocommit(st->db))
         exec(st, "ROLLBACK");
-    sync_level(st, 0);
-}
-
-void
-store_bulk_begin(struct store *st)
-{
-    char sql[64];
-
-    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", BULK_CACHE_KIB);
-    exec(st, sql);
-}
-
-void
-store_bulk_end(struct store *st)
-{
-    exec(st, "PRAGMA cache_size = -2000");
+    end_tx(st);
 }
 
 /* ---- rows ------------------------------------------------------------- */
