@@ -71,7 +71,7 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined CFLAGS="-O1 -g" unit
 
 e2e: $(BUILD)/coffre
-	COFFRE_BIN=$(abspath $(BUILD)/coffre) node --test tests/e2e/
+	COFFRE_BIN=$(abspath $(BUILD)/coffre) node --test tests/e2e/*.test.mjs
 
 test: test-deps
 	@$(MAKE) --no-print-directory all

@@ -500,6 +500,69 @@ test_rotation(void **state)
     assert_int_equal(done, 0);
 }
 
+/* Into an empty store a bulk import defers its unique indexes: a value
+ * repeated inside the import fails the commit, nothing stays, and every
+ * index is back. */
+static void
+test_bulk_duplicate_fails_whole_import(void **state)
+{
+    static const char *const codes[] = { "10" };
+    struct cf_errmsg em = { "" };
+    struct records *r = NULL;
+    char dir[280], est[RECORD_ID_HEX + 1], id[RECORD_ID_HEX + 1];
+    uint8_t seed[32];
+    struct fx f2;
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int indexes_before, indexes_after;
+
+    (void)state;
+    snprintf(dir, sizeof dir, "%s/data", tu_tmpdir());
+    assert_int_equal(records_init(dir, codes, 1, seed, &em), CF_OK);
+    assert_int_equal(records_open(dir, NULL, &r, &em), CF_OK);
+    snprintf(f2.dir, sizeof f2.dir, "%s", dir);
+    add_ok(r, &(struct record_add){ .kind = REC_ESTABLISHMENT, .compartment = "10",
+                                    .value = { "0999001W", "Collège" } }, est);
+    assert_int_equal(sqlite3_open(path_in(&f2, "coffre.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'",
+                                        -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    indexes_before = sqlite3_column_int(s, 0);
+    sqlite3_reset(s);
+
+    assert_int_equal(records_begin(r, 1), CF_OK);
+    add_ok(r, &(struct record_add){ .kind = REC_STUDENT, .parent = { est, NULL },
+        .value = { "0999000001S", "UN", "A", "2012-01-01", NULL, NULL } }, id);
+    /* accepted for now: the unique index is not there during the load */
+    add_ok(r, &(struct record_add){ .kind = REC_STUDENT, .parent = { est, NULL },
+        .value = { "0999000001s", "DEUX", "B", "2012-01-01", NULL, NULL } }, id);
+    memset(&em, 0, sizeof em);
+    assert_int_equal(records_commit(r, &em), CF_ERR_EXISTS);
+    assert_non_null(strstr(em.msg, "nothing was imported"));
+    assert_int_equal(records_find(r, REC_STUDENT, "ine", "0999000001S", 0, &rec, &em), CF_ERR_NOTFOUND);
+
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    indexes_after = sqlite3_column_int(s, 0);
+    assert_int_equal(indexes_after, indexes_before);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    /* The same import without the repeat goes through, indexes built. */
+    assert_int_equal(records_begin(r, 1), CF_OK);
+    add_ok(r, &(struct record_add){ .kind = REC_STUDENT, .parent = { est, NULL },
+        .value = { "0999000001S", "UN", "A", "2012-01-01", NULL, NULL } }, id);
+    assert_int_equal(records_commit(r, &em), CF_OK);
+    assert_int_equal(records_find(r, REC_STUDENT, "ine", "0999000001S", 0, &rec, &em), CF_OK);
+    /* Now the store is not empty: a repeat is refused on the spot. */
+    assert_int_equal(records_begin(r, 1), CF_OK);
+    assert_int_equal(records_add(r, &(struct record_add){ .kind = REC_STUDENT, .parent = { est, NULL },
+        .value = { "0999000001S", "DEUX", "B", "2012-01-01", NULL, NULL } }, id, &em), CF_ERR_EXISTS);
+    records_rollback(r);
+    records_close(r);
+    *strrchr(dir, '/') = '\0';
+    tu_rmrf(dir);
+}
+
 struct kids { int n; char last[RECORD_ID_HEX + 1]; };
 
 static int
@@ -555,6 +618,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guardian_links, setup, teardown),
+        cmocka_unit_test(test_bulk_duplicate_fails_whole_import),
     };
 
     return cmocka_run_group_tests_name("records", tests, NULL, NULL);
