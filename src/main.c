@@ -241,8 +241,8 @@ print_seed(const char *label, const uint8_t seed[KEYRING_SEED_BYTES])
     printf("%s\n"
            "  initial audit seed (epoch 0): %s\n"
            "  Give this seed to your auditor now and keep it off this host: with it,\n"
-           "  'coffre audit verify --initial-seed' proves no earlier epoch was re-signed.\n"
-           "  It is not shown again.\n", label, hex);
+           "  audit verification proves that no earlier epoch of the audit trail was\n"
+           "  re-signed.  It is not shown again.\n", label, hex);
     sodium_memzero(hex, sizeof hex);
 }
 
