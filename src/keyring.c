@@ -92,8 +92,10 @@ kr_add(struct keyring *kr, const char *code, const uint8_t *kek)
 
     if (kr->n >= KEYRING_MAX_COMPARTMENTS)
         return CF_ERR_LIMIT;
-    if (strlen(code) != ACADEMIE_CODE_BYTES || keyring_has(kr, code))
+    if (strlen(code) != ACADEMIE_CODE_BYTES)
         return CF_ERR_INPUT;
+    if (keyring_has(kr, code))
+        return CF_ERR_EXISTS;
     c = &kr->comp[kr->n];
     memset(c, 0, sizeof *c);
     memcpy(c->code, code, ACADEMIE_CODE_BYTES + 1);
@@ -348,8 +350,10 @@ keyring_create(const char *path, const char *const *codes, size_t n,
     for (i = 0; i < n && rc == CF_OK; i++) {
         randombytes_buf(kek, KEYRING_KEY_BYTES);
         rc = kr_add(kr, codes[i], kek);
-        if (rc == CF_ERR_INPUT)
-            rc = cf_fail(em, rc, "académie '%s' given twice", codes[i]);
+        if (rc == CF_ERR_EXISTS)
+            rc = cf_fail(em, CF_ERR_INPUT, "académie '%s' given twice", codes[i]);
+        else if (rc == CF_ERR_INPUT)
+            rc = cf_fail(em, rc, "académie code '%s' must be %d digits", codes[i], ACADEMIE_CODE_BYTES);
         else if (rc != CF_OK)
             rc = cf_fail(em, rc, "keyring: %s", cf_err_str(rc));
     }
@@ -413,8 +417,10 @@ read_file(const char *path, char *buf, size_t cap, size_t *len,
                        "keyring '%s': readable by others (mode %03o); chmod 600 it",
                        path, (unsigned)(sb.st_mode & 0777));
     }
-    while (n < cap - 1) {
-        r = read(fd, buf + n, cap - 1 - n);
+    /* Read one byte more than allowed, to tell "exactly at the limit" from
+     * "over it"; buf has room for the limit plus a terminating NUL. */
+    while (n < cap) {
+        r = read(fd, buf + n, cap - n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -426,7 +432,7 @@ read_file(const char *path, char *buf, size_t cap, size_t *len,
         n += (size_t)r;
     }
     close(fd);
-    if (n >= cap - 1)
+    if (n > KEYRING_FILE_MAX_BYTES)
         return cf_fail(em, CF_ERR_LIMIT, "keyring '%s': larger than %d bytes", path, KEYRING_FILE_MAX_BYTES);
     buf[n] = '\0';
     *len = n;
@@ -447,20 +453,39 @@ hex_exact(const char *hex, size_t hexlen, uint8_t *bin, size_t binlen)
 }
 
 /* Parses one line (without its newline) into kr.  Returns an error text. */
+/* Header lines seen, each required exactly once. */
+#define SEEN_NODE  1
+#define SEEN_EPOCH 2
+#define SEEN_SEED  4
+#define SEEN_ALL   7
+
 static const char *
-parse_line(struct keyring *kr, const char *line, size_t len, uint8_t *scratch)
+parse_line(struct keyring *kr, const char *line, size_t len, uint8_t *scratch,
+           int *seen)
 {
     char code[ACADEMIE_CODE_BYTES + 1];
     uint8_t node[16];
+    int which = 0;
 
-    if (len > 5 && memcmp(line, "node ", 5) == 0) {
+    if (len > 5 && memcmp(line, "node ", 5) == 0)
+        which = SEEN_NODE;
+    else if (len > 12 && memcmp(line, "audit-epoch ", 12) == 0)
+        which = SEEN_EPOCH;
+    else if (len > 11 && memcmp(line, "audit-seed ", 11) == 0)
+        which = SEEN_SEED;
+    if (which != 0) {
+        if (*seen & which)
+            return "line repeated";
+        *seen |= which;
+    }
+    if (which == SEEN_NODE) {
         if (hex_exact(line + 5, len - 5, node, sizeof node) != 0)
             return "bad node id";
         memcpy(kr->node, line + 5, 32);
         kr->node[32] = '\0';
         return NULL;
     }
-    if (len > 12 && memcmp(line, "audit-epoch ", 12) == 0) {
+    if (which == SEEN_EPOCH) {
         char *end;
         char num[24];
 
@@ -474,7 +499,7 @@ parse_line(struct keyring *kr, const char *line, size_t len, uint8_t *scratch)
             return "bad audit epoch";
         return NULL;
     }
-    if (len > 11 && memcmp(line, "audit-seed ", 11) == 0)
+    if (which == SEEN_SEED)
         return hex_exact(line + 11, len - 11, kr->seed, KEYRING_SEED_BYTES) != 0
                    ? "bad audit seed" : NULL;
     if (len == 4 + ACADEMIE_CODE_BYTES + 1 + 2 * KEYRING_KEY_BYTES &&
@@ -487,7 +512,8 @@ parse_line(struct keyring *kr, const char *line, size_t len, uint8_t *scratch)
         case CF_OK:        return NULL;
         case CF_ERR_LIMIT: return "too many compartments";
         case CF_ERR_NOMEM: return "out of memory";
-        default:           return "compartment given twice or malformed";
+        case CF_ERR_EXISTS: return "compartment given twice";
+        default:           return "malformed compartment";
         }
     }
     return "unknown line";
@@ -502,15 +528,15 @@ keyring_load(const char *path, struct keyring **out, struct cf_errmsg *em)
     uint8_t sum[32], want[32];
     size_t len = 0, pos, lineno = 0;
     enum cf_err rc = CF_OK;
-    int ended = 0;
+    int ended = 0, seen = 0;
 
-    buf = sodium_malloc(KEYRING_FILE_MAX_BYTES);
+    buf = sodium_malloc(KEYRING_FILE_MAX_BYTES + 2);
     scratch = sodium_malloc(KEYRING_KEY_BYTES);
     if (buf == NULL || scratch == NULL) {
         rc = cf_fail(em, CF_ERR_NOMEM, "keyring: out of memory");
         goto out;
     }
-    if ((rc = read_file(path, buf, KEYRING_FILE_MAX_BYTES, &len, em)) != CF_OK)
+    if ((rc = read_file(path, buf, KEYRING_FILE_MAX_BYTES + 1, &len, em)) != CF_OK)
         goto out;
     if (len < strlen(KR_MAGIC) || memcmp(buf, KR_MAGIC, strlen(KR_MAGIC)) != 0) {
         rc = cf_fail(em, CF_ERR_INPUT, "keyring '%s': not a coffre keyring (or a newer format)", path);
@@ -543,15 +569,17 @@ keyring_load(const char *path, struct keyring **out, struct cf_errmsg *em)
             ended = 1;
             break;
         }
-        why = parse_line(kr, buf + pos, llen, scratch);
+        why = parse_line(kr, buf + pos, llen, scratch, &seen);
         if (why != NULL)
             rc = cf_fail(em, CF_ERR_INPUT, "keyring '%s': line %zu: %s", path, lineno, why);
         pos += llen + 1;
     }
     if (rc == CF_OK && !ended)
         rc = cf_fail(em, CF_ERR_INPUT, "keyring '%s': incomplete (no end line)", path);
-    if (rc == CF_OK && (kr->node[0] == '\0' || kr->n == 0))
-        rc = cf_fail(em, CF_ERR_INPUT, "keyring '%s': no node id or no compartment", path);
+    if (rc == CF_OK && seen != SEEN_ALL)
+        rc = cf_fail(em, CF_ERR_INPUT, "keyring '%s': a node, audit-epoch or audit-seed line is missing", path);
+    if (rc == CF_OK && kr->n == 0)
+        rc = cf_fail(em, CF_ERR_INPUT, "keyring '%s': no compartment", path);
 out:
     sodium_free(buf);
     sodium_free(scratch);
@@ -639,7 +667,7 @@ keyring_data_key_install(struct keyring *kr, const char *code,
                          uint32_t version, const uint8_t *wrapped, size_t len)
 {
     struct compartment *c = kr_find(kr, code);
-    uint8_t ad[32];
+    uint8_t ad[32], key[KEYRING_KEY_BYTES];
     size_t adlen;
     uint8_t *slot;
 
@@ -651,9 +679,20 @@ keyring_data_key_install(struct keyring *kr, const char *code,
     if (slot == NULL)
         return version == 0 || version > KEYRING_MAX_VERSIONS ? CF_ERR_LIMIT : CF_ERR_NOMEM;
     wrap_ad(code, version, ad, &adlen);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(slot, NULL, NULL,
-            wrapped + 24, len - 24, ad, adlen, wrapped, c->kek) != 0)
+    /* Unwrap into scratch: a failed or conflicting install must leave a key
+     * already held exactly as it was. */
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, NULL, NULL,
+            wrapped + 24, len - 24, ad, adlen, wrapped, c->kek) != 0) {
+        sodium_memzero(key, sizeof key);
         return CF_ERR_CRYPTO;
+    }
+    if (c->present[version - 1] &&
+        sodium_memcmp(slot, key, KEYRING_KEY_BYTES) != 0) {
+        sodium_memzero(key, sizeof key);
+        return CF_ERR_EXISTS;
+    }
+    memcpy(slot, key, KEYRING_KEY_BYTES);
+    sodium_memzero(key, sizeof key);
     mark_present(c, version);
     return CF_OK;
 }

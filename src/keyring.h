@@ -67,7 +67,9 @@ const uint8_t *keyring_audit_seed(const struct keyring *kr);
  * Data keys.  keyring_data_key_new draws a key for (code, version), holds
  * it, and writes its wrapped form to wrapped (KEYRING_WRAPPED_BYTES) for the
  * store.  keyring_data_key_install unwraps one read from the store: a
- * CF_ERR_CRYPTO there means the keyring does not belong to this store.
+ * CF_ERR_CRYPTO there means the keyring does not belong to this store;
+ * CF_ERR_EXISTS, that a different key is already held for that version.
+ * On any error a key already held is left as it was.
  */
 enum cf_err keyring_data_key_new(struct keyring *kr, const char *code,
                                  uint32_t version,

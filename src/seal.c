@@ -111,6 +111,7 @@ seal_open(const struct keyring *kr, const struct seal_ad *ad,
 {
     uint8_t adbuf[AD_MAX];
     size_t adlen;
+    uint8_t scratch[RECORD_FIELD_PT_MAX];
     uint32_t version;
     const uint8_t *key;
     unsigned long long n;
@@ -124,10 +125,16 @@ seal_open(const struct keyring *kr, const struct seal_ad *ad,
         return CF_ERR_CRYPTO;
     if (ad_encode(ad, version, adbuf, &adlen) != 0)
         return CF_ERR_INPUT;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &n, NULL,
+    /* libsodium zeroes its output when the tag fails; decrypt into
+     * scratch so the caller's buffer is left as it was on every failure. */
+    if (inlen - SEAL_OVERHEAD > RECORD_FIELD_PT_MAX)
+        return CF_ERR_CRYPTO;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(scratch, &n, NULL,
             in + SEAL_HEADER_BYTES, inlen - SEAL_HEADER_BYTES, adbuf, adlen,
             in + 5, key) != 0)
         return CF_ERR_CRYPTO;
+    memcpy(pt, scratch, (size_t)n);
+    sodium_memzero(scratch, (size_t)n);
     *ptlen = (size_t)n;
     return CF_OK;
 }

@@ -68,8 +68,8 @@ enum cf_err seal_field(const struct keyring *kr, const struct seal_ad *ad,
 
 /*
  * Opens a sealed field into pt (cap bytes; *ptlen set).  CF_ERR_CRYPTO when
- * the key is absent or the value was forged, moved or truncated; then pt is
- * left untouched (libsodium verifies before writing).
+ * the key is absent or the value was forged, moved or truncated; then pt and
+ * *ptlen are left untouched.
  */
 enum cf_err seal_open(const struct keyring *kr, const struct seal_ad *ad,
                       const uint8_t *in, size_t inlen, uint8_t *pt,

@@ -57,8 +57,11 @@ group_setup(void **state)
     }
     for (i = 0; i < 2; i++)
         for (v = 1; v <= 2; v++)
-            if (keyring_data_key_new(fx.kr, with_keys[i], v, wrapped) != CF_OK)
+            if (keyring_data_key_new(fx.kr, with_keys[i], v, wrapped) != CF_OK) {
+                keyring_free(fx.kr);
+                tu_rmrf(fx.dir);
                 return -1;
+            }
     *state = &fx;
     return 0;
 }
