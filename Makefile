@@ -17,8 +17,8 @@ WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wvla -Werror
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
             -fno-strict-overflow -fstack-clash-protection
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 $(WARN) $(HARDEN) -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+OPT      ?= -O2 -g
+CFLAGS   += $(OPT) -std=c11 $(WARN) $(HARDEN) -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
             -Isrc -I$(BUILD) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS  += -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -68,7 +68,7 @@ unit: $(UNIT:%=$(BUILD)/%)
 	@fail=0; for t in $(UNIT:%=$(BUILD)/%); do $$t || fail=1; done; exit $$fail
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined CFLAGS="-O1 -g" unit
+	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" unit
 
 e2e: $(BUILD)/coffre
 	COFFRE_BIN=$(abspath $(BUILD)/coffre) node --test tests/e2e/*.test.mjs

@@ -221,7 +221,7 @@ t_keks(struct text *t, size_t n)
     for (i = 0; i < n; i++) {
         char prefix[16];
 
-        snprintf(prefix, sizeof prefix, "kek %02zu ", i);
+        snprintf(prefix, sizeof prefix, "kek %02u ", (unsigned)(i % 100));
         t_hexline(t, prefix, KEYRING_KEY_BYTES, (uint8_t)(0x40 + i));
     }
 }
