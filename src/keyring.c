@@ -45,6 +45,7 @@ struct compartment {
 };
 
 struct keyring {
+    char path[4096];        /* the file it was loaded from */
     char node[33];
     uint64_t epoch;
     uint8_t *seed;
@@ -587,8 +588,91 @@ out:
         keyring_free(kr);
         return rc;
     }
+    snprintf(kr->path, sizeof kr->path, "%s", path);
     *out = kr;
     return CF_OK;
+}
+
+/* ---- audit epochs ----------------------------------------------------- */
+
+#define KR_AUDIT_NEXT_LABEL "coffre-audit-next-v1"
+
+void
+keyring_audit_next_seed(const uint8_t seed[KEYRING_SEED_BYTES],
+                        uint8_t next[KEYRING_SEED_BYTES])
+{
+    crypto_generichash_state st;
+
+    crypto_generichash_init(&st, NULL, 0, KEYRING_SEED_BYTES);
+    crypto_generichash_update(&st, (const uint8_t *)KR_AUDIT_NEXT_LABEL,
+                              strlen(KR_AUDIT_NEXT_LABEL));
+    crypto_generichash_update(&st, seed, KEYRING_SEED_BYTES);
+    crypto_generichash_final(&st, next, KEYRING_SEED_BYTES);
+    sodium_memzero(&st, sizeof st);
+}
+
+/* Writes buf over path: temporary file, fsync, rename(2), fsync dir. */
+static enum cf_err
+replace_file(const char *path, const char *buf, size_t len,
+             struct cf_errmsg *em)
+{
+    char tmp[4200];
+    int fd, err;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return cf_fail(em, CF_ERR_IO, "keyring '%s': cannot write: %s", path, strerror(errno));
+    if (write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+        err = errno;
+        close(fd);
+        unlink(tmp);
+        return cf_fail(em, CF_ERR_IO, "keyring '%s': cannot write: %s", path, strerror(err));
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        err = errno;
+        unlink(tmp);
+        return cf_fail(em, CF_ERR_IO, "keyring '%s': cannot replace: %s", path, strerror(err));
+    }
+    fsync_dir_of(path);
+    return CF_OK;
+}
+
+enum cf_err
+keyring_audit_advance(struct keyring *kr, struct cf_errmsg *em)
+{
+    uint8_t *next, *old;
+    char *buf;
+    size_t len;
+    enum cf_err rc;
+
+    if (kr->path[0] == '\0')
+        return cf_fail(em, CF_ERR_INPUT, "keyring: not loaded from a file");
+    next = sodium_malloc(KEYRING_SEED_BYTES);
+    buf = sodium_malloc(KEYRING_FILE_MAX_BYTES);
+    if (next == NULL || buf == NULL) {
+        sodium_free(next);
+        sodium_free(buf);
+        return cf_fail(em, CF_ERR_NOMEM, "keyring: out of memory");
+    }
+    keyring_audit_next_seed(kr->seed, next);
+    /* Format the file as it will be, with the next epoch, then swap. */
+    old = kr->seed;
+    kr->seed = next;
+    kr->epoch++;
+    if (kr_format(kr, NULL, buf, KEYRING_FILE_MAX_BYTES, &len) != 0)
+        rc = cf_fail(em, CF_ERR_LIMIT, "keyring '%s': too large", kr->path);
+    else
+        rc = replace_file(kr->path, buf, len, em);
+    if (rc != CF_OK) {
+        kr->seed = old;
+        kr->epoch--;
+        sodium_free(next);
+    } else
+        sodium_free(old);                /* zeroes the old seed */
+    sodium_free(buf);
+    return rc;
 }
 
 /* ---- data keys -------------------------------------------------------- */

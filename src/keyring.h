@@ -64,6 +64,20 @@ uint64_t keyring_audit_epoch(const struct keyring *kr);
 const uint8_t *keyring_audit_seed(const struct keyring *kr);
 
 /*
+ * Audit epochs (DESIGN.md section 8).  The next epoch's seed is a one-way
+ * hash of the current one: seed(e+1) = BLAKE2b-256("coffre-audit-next-v1",
+ * seed(e)).  keyring_audit_advance rewrites the keyring file atomically
+ * (temporary file, fsync, rename, fsync of the directory) with epoch + 1 and
+ * the next seed, then erases the old seed from memory.  On error nothing
+ * changed, in memory or on disk.  Whoever steals the keyring later cannot
+ * recompute an earlier seed.
+ */
+void keyring_audit_next_seed(const uint8_t seed[KEYRING_SEED_BYTES],
+                             uint8_t next[KEYRING_SEED_BYTES]);
+enum cf_err keyring_audit_advance(struct keyring *kr, struct cf_errmsg *em)
+    WARN_UNUSED;
+
+/*
  * Data keys.  keyring_data_key_new draws a key for (code, version), holds
  * it, and writes its wrapped form to wrapped (KEYRING_WRAPPED_BYTES) for the
  * store.  keyring_data_key_install unwraps one read from the store: a
