@@ -21,7 +21,7 @@ OPT      ?= -O2 -g
 CFLAGS   += $(OPT) -std=c11 $(WARN) $(HARDEN) -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
             -Isrc -I$(BUILD) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS  += -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lzxcvbn -lm -pthread
 
 ifdef SANITIZE
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -29,7 +29,7 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o
 SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -101,41 +101,6 @@ pick(uint64_t *s, const char *const *list, size_t n)
     return list[next(s) % n];
 }
 
-/* Lower-case ASCII for an e-mail local part: accents dropped, spaces
- * removed. */
-static void
-ascii_slug(const char *in, char *out, size_t cap)
-{
-    static const struct { const char *utf8; char ascii; } map[] = {
-        { "é", 'e' }, { "è", 'e' }, { "ê", 'e' }, { "ë", 'e' }, { "É", 'e' },
-        { "È", 'e' }, { "Ê", 'e' }, { "à", 'a' }, { "â", 'a' }, { "ï", 'i' },
-        { "î", 'i' }, { "Î", 'i' }, { "ô", 'o' }, { "Ô", 'o' }, { "ç", 'c' },
-        { "Ç", 'c' }, { "ù", 'u' }, { "û", 'u' },
-    };
-    size_t o = 0, i;
-
-    while (*in != '\0' && o + 1 < cap) {
-        unsigned char c = (unsigned char)*in;
-
-        if (c < 0x80) {
-            if (c != ' ' && c != '\'')
-                out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-            in++;
-            continue;
-        }
-        for (i = 0; i < COUNT(map); i++)
-            if (strncmp(in, map[i].utf8, 2) == 0)
-                break;
-        if (i < COUNT(map))
-            out[o++] = map[i].ascii;
-        /* Skip the whole sequence: its lead byte, then continuation bytes. */
-        in++;
-        while (((unsigned char)*in & 0xC0) == 0x80)
-            in++;
-    }
-    out[o] = '\0';
-}
-
 struct gen {
     struct records *r;
     const struct demo_opts *o;
@@ -187,8 +152,8 @@ guardians(struct gen *g, const char *student_id, const char *family_name,
         const char *fam = k == 0 ? family_name : pick(&g->s, family, COUNT(family));
         struct record_add in = { .kind = REC_GUARDIAN, .compartment = g->o->academie };
 
-        ascii_slug(given, slug_g, sizeof slug_g);
-        ascii_slug(fam, slug_f, sizeof slug_f);
+        ids_ascii_slug(given, slug_g, sizeof slug_g);
+        ids_ascii_slug(fam, slug_f, sizeof slug_f);
         snprintf(phone, sizeof phone, "06 %02u %02u %02u %02u",
                  (unsigned)(next(&g->s) % 100), (unsigned)(next(&g->s) % 100),
                  (unsigned)(next(&g->s) % 100), (unsigned)(next(&g->s) % 100));
@@ -248,8 +213,8 @@ establishment(struct gen *g, unsigned e, uint64_t *student_serial)
         const char *given = pick(&g->s, given_adult, COUNT(given_adult));
         const char *fam = pick(&g->s, family, COUNT(family));
 
-        ascii_slug(given, slug_g, sizeof slug_g);
-        ascii_slug(fam, slug_f, sizeof slug_f);
+        ids_ascii_slug(given, slug_g, sizeof slug_g);
+        ids_ascii_slug(fam, slug_f, sizeof slug_f);
         snprintf(email, sizeof email, "%s.%s.%u.%u@ac-demo.invalid", slug_g, slug_f,
                  g->o->first_establishment + e, i);
         in = (struct record_add){ .kind = REC_STAFF, .parent = { eid, NULL },
@@ -268,8 +233,8 @@ establishment(struct gen *g, unsigned e, uint64_t *student_serial)
             return cf_fail(g->em, CF_ERR_LIMIT, "demo-data: INE numbers exhausted");
         snprintf(date, sizeof date, "%04u-%02u-%02u", 2008 + (unsigned)(next(&g->s) % 12),
                  1 + (unsigned)(next(&g->s) % 12), 1 + (unsigned)(next(&g->s) % 28));
-        ascii_slug(given, slug_g, sizeof slug_g);
-        ascii_slug(fam, slug_f, sizeof slug_f);
+        ids_ascii_slug(given, slug_g, sizeof slug_g);
+        ids_ascii_slug(fam, slug_f, sizeof slug_f);
         snprintf(email, sizeof email, "%s.%s.%llu@eleve.demo.invalid", slug_g, slug_f,
                  (unsigned long long)serial);
         address(g, addr, sizeof addr);

@@ -312,3 +312,38 @@ ids_make_ine_bea(unsigned long long n, struct ine *out)
     out->checked = 1;
     return CF_OK;
 }
+
+void
+ids_ascii_slug(const char *in, char *out, size_t cap)
+{
+    static const struct { const char *utf8; char ascii; } map[] = {
+        { "é", 'e' }, { "è", 'e' }, { "ê", 'e' }, { "ë", 'e' }, { "É", 'e' },
+        { "È", 'e' }, { "Ê", 'e' }, { "Ë", 'e' }, { "à", 'a' }, { "â", 'a' },
+        { "À", 'a' }, { "Â", 'a' }, { "ï", 'i' }, { "î", 'i' }, { "Î", 'i' },
+        { "Ï", 'i' }, { "ô", 'o' }, { "Ô", 'o' }, { "ö", 'o' }, { "ç", 'c' },
+        { "Ç", 'c' }, { "ù", 'u' }, { "û", 'u' }, { "ü", 'u' }, { "Ù", 'u' },
+        { "Û", 'u' }, { "Ü", 'u' }, { "ÿ", 'y' },
+    };
+    size_t o = 0, i;
+
+    while (*in != '\0' && o + 1 < cap) {
+        unsigned char c = (unsigned char)*in;
+
+        if (c < 0x80) {
+            if (c != ' ' && c != '\'')
+                out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            in++;
+            continue;
+        }
+        for (i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (strncmp(in, map[i].utf8, 2) == 0)
+                break;
+        if (i < sizeof map / sizeof map[0])
+            out[o++] = map[i].ascii;
+        /* Skip the whole sequence: its lead byte, then continuation bytes. */
+        in++;
+        while (((unsigned char)*in & 0xC0) == 0x80)
+            in++;
+    }
+    out[o] = '\0';
+}

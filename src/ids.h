@@ -88,4 +88,11 @@ const char *ids_academie_code_at(size_t i);
 enum cf_err ids_make_uai(unsigned long n, struct uai *out) WARN_UNUSED;
 enum cf_err ids_make_ine_bea(unsigned long long n, struct ine *out) WARN_UNUSED;
 
+/*
+ * Lower-case ASCII for logins and e-mail local parts: common French accents
+ * dropped (é -> e, ç -> c), spaces and apostrophes removed, other non-ASCII
+ * characters skipped whole.  Always NUL-terminates out (cap >= 1).
+ */
+void ids_ascii_slug(const char *in, char *out, size_t cap);
+
 #endif

@@ -152,6 +152,12 @@ records_keyring(const struct records *r)
     return r->kr;
 }
 
+struct store *
+records_store(struct records *r)
+{
+    return r->st;
+}
+
 /* ---- ids -------------------------------------------------------------- */
 
 static void
@@ -577,39 +583,99 @@ parent_info(struct records *r, enum record_kind k,
 
 /* ---- sealing ---------------------------------------------------------- */
 
+/* The field names of a kind, as an array for the blob functions. */
+static void
+kind_names(enum record_kind k, const char *names[RECORD_MAX_FIELDS])
+{
+    size_t i;
+
+    for (i = 0; i < kinds[k].nfields; i++)
+        names[i] = kinds[k].f[i].name;
+}
+
+enum cf_err
+records_blob_seal(struct records *r, const struct records_blob *b,
+                  char (*values)[RECORD_FIELD_PT_MAX + 1], const size_t *len,
+                  uint32_t present, uint8_t *out, size_t cap, size_t *outlen)
+{
+    uint8_t nonces[RECORD_MAX_FIELDS][SEAL_NONCE_BYTES];
+    struct seal_ad ad = { b->compartment, b->kind, b->id, NULL };
+    size_t i, pos = 0;
+    enum cf_err rc;
+
+    if (b->nfields > RECORD_MAX_FIELDS)
+        return CF_ERR_LIMIT;
+    rand_take(r, nonces, b->nfields * SEAL_NONCE_BYTES);
+    for (i = 0; i < b->nfields; i++) {
+        size_t sz;
+
+        if (!(present & (1u << i)))
+            continue;
+        sz = SEAL_SIZE(len[i]);
+        if (pos + 3 + sz > cap)
+            return CF_ERR_LIMIT;
+        out[pos] = (uint8_t)i;
+        out[pos + 1] = (uint8_t)(sz >> 8);
+        out[pos + 2] = (uint8_t)sz;
+        ad.field = b->names[i];
+        rc = seal_field(r->kr, &ad, b->kv, nonces[i], (const uint8_t *)values[i],
+                        len[i], out + pos + 3, cap - pos - 3);
+        if (rc != CF_OK)
+            return rc;
+        pos += 3 + sz;
+    }
+    sodium_memzero(nonces, sizeof nonces);
+    *outlen = pos;
+    return CF_OK;
+}
+
+enum cf_err
+records_blob_open(struct records *r, const struct records_blob *b,
+                  const uint8_t *blob, size_t bloblen, uint32_t mask,
+                  char (*values)[RECORD_FIELD_PT_MAX + 1], uint32_t *present)
+{
+    struct seal_ad ad = { b->compartment, b->kind, b->id, NULL };
+    size_t pos = 0, n;
+    enum cf_err rc;
+
+    *present = 0;
+    while (pos < bloblen) {
+        unsigned i;
+        size_t sz;
+
+        if (bloblen - pos < 3)
+            return CF_ERR_STORE;
+        i = blob[pos];
+        sz = (size_t)blob[pos + 1] << 8 | blob[pos + 2];
+        if (i >= b->nfields || sz > bloblen - pos - 3)
+            return CF_ERR_STORE;
+        if (mask & (1u << i)) {
+            ad.field = b->names[i];
+            rc = seal_open(r->kr, &ad, blob + pos + 3, sz, (uint8_t *)values[i],
+                           RECORD_FIELD_PT_MAX, &n);
+            if (rc != CF_OK)
+                return rc;
+            values[i][n] = '\0';
+            *present |= 1u << i;
+        }
+        pos += 3 + sz;
+    }
+    return CF_OK;
+}
+
 /* Seals the normalised values into row->fields under row->kv. */
 static enum cf_err
 seal_values(struct records *r, enum record_kind k, struct store_row *row,
             char (*norm)[RECORD_FIELD_PT_MAX + 1], const size_t *len,
             uint32_t present)
 {
-    const struct kind_def *kd = &kinds[k];
-    uint8_t nonces[RECORD_MAX_FIELDS][SEAL_NONCE_BYTES];
-    struct seal_ad ad = { row->compartment, kd->name, row->id, NULL };
-    size_t i, pos = 0;
-    enum cf_err rc;
+    const char *names[RECORD_MAX_FIELDS];
+    struct records_blob b = { kinds[k].name, row->compartment, row->id, row->kv,
+                              names, kinds[k].nfields };
 
-    rand_take(r, nonces, kd->nfields * SEAL_NONCE_BYTES);
-    for (i = 0; i < kd->nfields; i++) {
-        size_t sz;
-
-        if (!(present & (1u << i)))
-            continue;
-        sz = SEAL_SIZE(len[i]);
-        if (pos + 3 + sz > sizeof row->fields)
-            return CF_ERR_LIMIT;
-        row->fields[pos] = (uint8_t)i;
-        row->fields[pos + 1] = (uint8_t)(sz >> 8);
-        row->fields[pos + 2] = (uint8_t)sz;
-        ad.field = kd->f[i].name;
-        rc = seal_field(r->kr, &ad, row->kv, nonces[i], (const uint8_t *)norm[i],
-                        len[i], row->fields + pos + 3, sizeof row->fields - pos - 3);
-        if (rc != CF_OK)
-            return rc;
-        pos += 3 + sz;
-    }
-    row->fields_len = pos;
-    return CF_OK;
+    kind_names(k, names);
+    return records_blob_seal(r, &b, norm, len, present, row->fields,
+                             sizeof row->fields, &row->fields_len);
 }
 
 /* Opens the fields of row selected by mask into out. */
@@ -617,34 +683,13 @@ static enum cf_err
 open_values(struct records *r, enum record_kind k, const struct store_row *row,
             uint32_t mask, struct record *out)
 {
-    const struct kind_def *kd = &kinds[k];
-    struct seal_ad ad = { row->compartment, kd->name, row->id, NULL };
-    size_t pos = 0, n;
-    enum cf_err rc;
+    const char *names[RECORD_MAX_FIELDS];
+    struct records_blob b = { kinds[k].name, row->compartment, row->id, row->kv,
+                              names, kinds[k].nfields };
 
-    out->present = 0;
-    while (pos < row->fields_len) {
-        unsigned i;
-        size_t sz;
-
-        if (row->fields_len - pos < 3)
-            return CF_ERR_STORE;
-        i = row->fields[pos];
-        sz = (size_t)row->fields[pos + 1] << 8 | row->fields[pos + 2];
-        if (i >= kd->nfields || sz > row->fields_len - pos - 3)
-            return CF_ERR_STORE;
-        if (mask & (1u << i)) {
-            ad.field = kd->f[i].name;
-            rc = seal_open(r->kr, &ad, row->fields + pos + 3, sz,
-                           (uint8_t *)out->value[i], RECORD_FIELD_PT_MAX, &n);
-            if (rc != CF_OK)
-                return rc;
-            out->value[i][n] = '\0';
-            out->present |= 1u << i;
-        }
-        pos += 3 + sz;
-    }
-    return CF_OK;
+    kind_names(k, names);
+    return records_blob_open(r, &b, row->fields, row->fields_len, mask,
+                             out->value, &out->present);
 }
 
 static void

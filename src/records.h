@@ -86,6 +86,33 @@ enum cf_err records_init(const char *data_dir, const char *const *codes,
                          struct cf_errmsg *em) WARN_UNUSED;
 
 const struct keyring *records_keyring(const struct records *r);
+/* The open store, for modules that keep their own tables in it (accounts,
+ * sessions); used by the thread that owns r. */
+struct store *records_store(struct records *r);
+
+/*
+ * Sealed-fields blobs, for rows this module does not own (accounts): the
+ * same format and associated data as records' own fields.
+ */
+struct records_blob {
+    const char *kind;
+    const char *compartment;
+    const uint8_t *id;                  /* 16 bytes */
+    uint32_t kv;                        /* sealing: the version to use */
+    const char *const *names;           /* field names, by index */
+    size_t nfields;
+};
+enum cf_err records_blob_seal(struct records *r, const struct records_blob *b,
+                              char (*values)[RECORD_FIELD_PT_MAX + 1],
+                              const size_t *len, uint32_t present,
+                              uint8_t *out, size_t cap, size_t *outlen)
+    WARN_UNUSED;
+/* Opens the fields in mask; a value is left untouched when not opened. */
+enum cf_err records_blob_open(struct records *r, const struct records_blob *b,
+                              const uint8_t *blob, size_t bloblen,
+                              uint32_t mask,
+                              char (*values)[RECORD_FIELD_PT_MAX + 1],
+                              uint32_t *present) WARN_UNUSED;
 
 /* Transactions around multi-row changes; an import is one transaction.
  * bulk != 0: an import (store.h, STORE_TX_BULK): into an empty store,

@@ -130,6 +130,106 @@ typedef int (*store_datakey_fn)(void *arg, const char *compartment,
 enum cf_err store_datakeys(struct store *st, store_datakey_fn fn, void *arg)
     WARN_UNUSED;
 
+/* ---- accounts, sessions, throttling ---------------------------------- */
+
+#define STORE_ROLE_MAX   16
+#define STORE_STATE_MAX  16
+#define STORE_REASON_MAX 64
+#define STORE_CODE_HASH_BYTES 32
+#define STORE_TOKEN_HASH_BYTES 32
+#define STORE_ACCOUNT_FIELDS_MAX 1024
+
+struct store_account {
+    uint8_t id[STORE_ID_BYTES];
+    char role[STORE_ROLE_MAX + 1];
+    char state[STORE_STATE_MAX + 1];
+    char compartment[ACADEMIE_CODE_BYTES + 1];
+    uint8_t establishment[STORE_ID_BYTES];
+    uint8_t person[STORE_ID_BYTES];
+    uint8_t has_establishment, has_person, has_code;
+    uint8_t login_idx[STORE_IDX_BYTES];
+    uint32_t kv;
+    uint8_t code_hash[STORE_CODE_HASH_BYTES];
+    int64_t code_expires;                   /* seconds */
+    int reset_required;
+    char locked_reason[STORE_REASON_MAX + 1];
+    int64_t created, updated;
+    size_t fields_len;
+    uint8_t fields[STORE_ACCOUNT_FIELDS_MAX];
+};
+
+/* CF_ERR_EXISTS when the login is taken. */
+enum cf_err store_account_insert(struct store *st, const struct store_account *a,
+                                 struct cf_errmsg *em) WARN_UNUSED;
+/* Rewrites every mutable column of the account with this id. */
+enum cf_err store_account_update(struct store *st,
+                                 const struct store_account *a) WARN_UNUSED;
+enum cf_err store_account_get(struct store *st, const uint8_t id[STORE_ID_BYTES],
+                              struct store_account *out) WARN_UNUSED;
+/* By login blind index: one digest per compartment (as store_row_find). */
+enum cf_err store_account_find(struct store *st, const uint8_t *digests,
+                               size_t len, size_t n,
+                               struct store_account *out) WARN_UNUSED;
+
+/* Which accounts an incident command touches: state (NULL: any),
+ * compartment (NULL: any), establishment (NULL: any). */
+struct store_account_scope {
+    const char *state;
+    const char *compartment;
+    const uint8_t *establishment;
+};
+typedef int (*store_account_fn)(void *arg, const struct store_account *a);
+enum cf_err store_accounts_each(struct store *st,
+                                const struct store_account_scope *scope,
+                                store_account_fn fn, void *arg) WARN_UNUSED;
+/* Sets state to `to` for every account in scope; *n gets how many. */
+enum cf_err store_accounts_set_state(struct store *st,
+                                     const struct store_account_scope *scope,
+                                     const char *to, uint64_t *n) WARN_UNUSED;
+
+struct store_session {
+    uint8_t token_hash[STORE_TOKEN_HASH_BYTES];
+    uint8_t account[STORE_ID_BYTES];
+    int64_t created, last_used, expires;     /* seconds */
+    int mfa_level;
+    int revoked;
+};
+
+enum cf_err store_session_insert(struct store *st,
+                                 const struct store_session *s) WARN_UNUSED;
+enum cf_err store_session_get(struct store *st,
+                              const uint8_t hash[STORE_TOKEN_HASH_BYTES],
+                              struct store_session *out) WARN_UNUSED;
+enum cf_err store_session_touch(struct store *st,
+                                const uint8_t hash[STORE_TOKEN_HASH_BYTES],
+                                int64_t now) WARN_UNUSED;
+enum cf_err store_session_revoke(struct store *st,
+                                 const uint8_t hash[STORE_TOKEN_HASH_BYTES])
+    WARN_UNUSED;
+/* Revokes every live session of the accounts in scope (account != NULL:
+ * that account only); *n gets how many. */
+enum cf_err store_sessions_revoke(struct store *st, const uint8_t *account,
+                                  const struct store_account_scope *scope,
+                                  uint64_t *n) WARN_UNUSED;
+typedef int (*store_session_fn)(void *arg, const struct store_session *s);
+enum cf_err store_sessions_of(struct store *st,
+                              const uint8_t account[STORE_ID_BYTES],
+                              size_t limit, store_session_fn fn, void *arg)
+    WARN_UNUSED;
+
+/* Throttle counters, keyed by an opaque digest. */
+struct store_throttle {
+    uint32_t failures;
+    int64_t until_ms;        /* no attempt before this time */
+    int64_t updated_ms;      /* last failure */
+};
+enum cf_err store_throttle_get(struct store *st, const uint8_t *key, size_t len,
+                               struct store_throttle *out) WARN_UNUSED;
+enum cf_err store_throttle_put(struct store *st, const uint8_t *key, size_t len,
+                               const struct store_throttle *t) WARN_UNUSED;
+enum cf_err store_throttle_clear(struct store *st, const uint8_t *key,
+                                 size_t len) WARN_UNUSED;
+
 /* Schema version of the open store, and the newest this build knows. */
 int store_schema_version(struct store *st);
 int store_schema_latest(void);

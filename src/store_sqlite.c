@@ -8,6 +8,7 @@
  * connection per struct store; a struct store is used by one thread.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -59,8 +60,16 @@ static const char *const stmt_fmt[Q_KIND_COUNT] = {
     [Q_COUNTV]  = "SELECT count(*) FROM %s WHERE compartment = ?1 AND kv = ?2",
 };
 
+/* Statements of the account, session and throttle operations. */
+enum misc_stmt {
+    M_ACC_INSERT, M_ACC_UPDATE, M_ACC_GET, M_ACC_FIND, M_SES_INSERT, M_SES_GET,
+    M_SES_TOUCH, M_SES_REVOKE, M_SES_OF, M_THR_GET, M_THR_PUT, M_THR_CLEAR,
+    M_COUNT
+};
+
 struct store {
     sqlite3 *db;
+    sqlite3_stmt *misc[M_COUNT];
     sqlite3_stmt *stmt[Q_KIND_COUNT][STORE_TABLE_COUNT];
     sqlite3_stmt *dk_put, *dk_all;
     int schema;
@@ -179,6 +188,8 @@ store_close(struct store *st)
     for (q = 0; q < Q_KIND_COUNT; q++)
         for (t = 0; t < STORE_TABLE_COUNT; t++)
             sqlite3_finalize(st->stmt[q][t]);
+    for (q = 0; q < M_COUNT; q++)
+        sqlite3_finalize(st->misc[q]);
     sqlite3_finalize(st->dk_put);
     sqlite3_finalize(st->dk_all);
     deferred_free(st);
@@ -315,8 +326,12 @@ rebuild_indexes(struct store *st, struct cf_errmsg *em)
 static void
 end_tx(struct store *st)
 {
-    if (st->bulk)
+    /* Give the bulk page cache back, or a daemon that ran an import would
+     * keep a gigabyte it no longer uses. */
+    if (st->bulk) {
         exec(st, "PRAGMA cache_size = -2000");
+        sqlite3_db_release_memory(st->db);
+    }
     st->bulk = 0;
     deferred_free(st);
     sync_level(st, 0);
@@ -682,4 +697,450 @@ store_datakeys(struct store *st, store_datakey_fn fn, void *arg)
         rc = CF_ERR_STORE;
     sqlite3_reset(st->dk_all);
     return rc;
+}
+
+/* ---- accounts --------------------------------------------------------- */
+
+/* A cached statement, reset and unbound. */
+static sqlite3_stmt *
+misc(struct store *st, enum misc_stmt m, const char *sql)
+{
+    if (st->misc[m] == NULL &&
+        sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                           &st->misc[m], NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_reset(st->misc[m]);
+    sqlite3_clear_bindings(st->misc[m]);
+    return st->misc[m];
+}
+
+#define ACC_COLS "id, role, state, compartment, establishment_id, person_id, login_idx, kv, " \
+                 "fields, code_hash, code_expires, reset_required, locked_reason, created, updated"
+
+static void
+bind_account(sqlite3_stmt *s, const struct store_account *a)
+{
+    sqlite3_bind_blob(s, 1, a->id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, a->role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, a->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, a->compartment, -1, SQLITE_STATIC);
+    bind_blob_or_null(s, 5, a->establishment, STORE_ID_BYTES, a->has_establishment);
+    bind_blob_or_null(s, 6, a->person, STORE_ID_BYTES, a->has_person);
+    sqlite3_bind_blob(s, 7, a->login_idx, STORE_IDX_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, a->kv);
+    sqlite3_bind_blob(s, 9, a->fields, (int)a->fields_len, SQLITE_STATIC);
+    bind_blob_or_null(s, 10, a->code_hash, STORE_CODE_HASH_BYTES, a->has_code);
+    sqlite3_bind_int64(s, 11, a->code_expires);
+    sqlite3_bind_int(s, 12, a->reset_required);
+    if (a->locked_reason[0] != '\0')
+        sqlite3_bind_text(s, 13, a->locked_reason, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 13);
+    sqlite3_bind_int64(s, 14, a->created);
+    sqlite3_bind_int64(s, 15, a->updated);
+}
+
+static int
+col_text(sqlite3_stmt *s, int i, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    size_t n;
+
+    if (t == NULL) {
+        dst[0] = '\0';
+        return 0;
+    }
+    n = strlen((const char *)t);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, t, n + 1);
+    return 0;
+}
+
+static enum cf_err
+read_account(sqlite3_stmt *s, struct store_account *a)
+{
+    size_t n;
+
+    memset(a, 0, offsetof(struct store_account, fields));
+    if (col_blob(s, 0, a->id, STORE_ID_BYTES, &n) != 0 || n != STORE_ID_BYTES ||
+        col_text(s, 1, a->role, sizeof a->role) != 0 ||
+        col_text(s, 2, a->state, sizeof a->state) != 0 ||
+        col_text(s, 3, a->compartment, sizeof a->compartment) != 0 ||
+        col_blob(s, 4, a->establishment, STORE_ID_BYTES, &n) != 0)
+        return CF_ERR_STORE;
+    a->has_establishment = n == STORE_ID_BYTES;
+    if (col_blob(s, 5, a->person, STORE_ID_BYTES, &n) != 0)
+        return CF_ERR_STORE;
+    a->has_person = n == STORE_ID_BYTES;
+    if (col_blob(s, 6, a->login_idx, STORE_IDX_BYTES, &n) != 0 || n != STORE_IDX_BYTES)
+        return CF_ERR_STORE;
+    a->kv = (uint32_t)sqlite3_column_int64(s, 7);
+    if (col_blob(s, 8, a->fields, sizeof a->fields, &a->fields_len) != 0 ||
+        col_blob(s, 9, a->code_hash, STORE_CODE_HASH_BYTES, &n) != 0)
+        return CF_ERR_STORE;
+    a->has_code = n == STORE_CODE_HASH_BYTES;
+    a->code_expires = sqlite3_column_int64(s, 10);
+    a->reset_required = sqlite3_column_int(s, 11);
+    if (col_text(s, 12, a->locked_reason, sizeof a->locked_reason) != 0)
+        return CF_ERR_STORE;
+    a->created = sqlite3_column_int64(s, 13);
+    a->updated = sqlite3_column_int64(s, 14);
+    return CF_OK;
+}
+
+static enum cf_err
+account_one(sqlite3_stmt *s, struct store_account *out)
+{
+    enum cf_err rc;
+
+    switch (sqlite3_step(s)) {
+    case SQLITE_ROW:  rc = read_account(s, out); break;
+    case SQLITE_DONE: rc = CF_ERR_NOTFOUND; break;
+    default:          rc = CF_ERR_STORE; break;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_account_insert(struct store *st, const struct store_account *a,
+                     struct cf_errmsg *em)
+{
+    sqlite3_stmt *s = misc(st, M_ACC_INSERT, "INSERT INTO accounts (" ACC_COLS ") VALUES "
+                           "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+    enum cf_err rc = CF_OK;
+
+    if (s == NULL)
+        return cf_fail(em, CF_ERR_STORE, "accounts: %s", sqlite3_errmsg(st->db));
+    bind_account(s, a);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        int x = sqlite3_extended_errcode(st->db);
+
+        if (x == SQLITE_CONSTRAINT_UNIQUE)
+            rc = cf_fail(em, CF_ERR_EXISTS, "accounts: this login is already taken");
+        else if (x == SQLITE_CONSTRAINT_FOREIGNKEY)
+            rc = cf_fail(em, CF_ERR_NOTFOUND, "accounts: no such establishment");
+        else
+            rc = cf_fail(em, CF_ERR_STORE, "accounts: %s", sqlite3_errmsg(st->db));
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_account_update(struct store *st, const struct store_account *a)
+{
+    sqlite3_stmt *s = misc(st, M_ACC_UPDATE, "UPDATE accounts SET role = ?2, state = ?3, "
+        "compartment = ?4, establishment_id = ?5, person_id = ?6, login_idx = ?7, kv = ?8, "
+        "fields = ?9, code_hash = ?10, code_expires = ?11, reset_required = ?12, "
+        "locked_reason = ?13, updated = ?15 WHERE id = ?1");
+    enum cf_err rc = CF_OK;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    bind_account(s, a);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    else if (sqlite3_changes(st->db) != 1)
+        rc = CF_ERR_NOTFOUND;
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_account_get(struct store *st, const uint8_t id[STORE_ID_BYTES],
+                  struct store_account *out)
+{
+    sqlite3_stmt *s = misc(st, M_ACC_GET, "SELECT " ACC_COLS " FROM accounts WHERE id = ?1");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
+    return account_one(s, out);
+}
+
+enum cf_err
+store_account_find(struct store *st, const uint8_t *digests, size_t len,
+                   size_t n, struct store_account *out)
+{
+    enum cf_err rc = CF_ERR_NOTFOUND;
+    size_t i;
+
+    for (i = 0; i < n && rc == CF_ERR_NOTFOUND; i++) {
+        sqlite3_stmt *s = misc(st, M_ACC_FIND,
+                               "SELECT " ACC_COLS " FROM accounts WHERE login_idx = ?1");
+        if (s == NULL)
+            return CF_ERR_STORE;
+        sqlite3_bind_blob(s, 1, digests + i * len, (int)len, SQLITE_STATIC);
+        rc = account_one(s, out);
+    }
+    return rc;
+}
+
+/* The WHERE clause shared by scoped account statements: ?1 state, ?2
+ * compartment, ?3 establishment, each NULL for "any". */
+#define SCOPE_WHERE "(?1 IS NULL OR state = ?1) AND (?2 IS NULL OR compartment = ?2) " \
+                    "AND (?3 IS NULL OR establishment_id = ?3)"
+
+static void
+bind_scope(sqlite3_stmt *s, const struct store_account_scope *sc)
+{
+    if (sc->state != NULL)
+        sqlite3_bind_text(s, 1, sc->state, -1, SQLITE_STATIC);
+    if (sc->compartment != NULL)
+        sqlite3_bind_text(s, 2, sc->compartment, -1, SQLITE_STATIC);
+    if (sc->establishment != NULL)
+        sqlite3_bind_blob(s, 3, sc->establishment, STORE_ID_BYTES, SQLITE_STATIC);
+}
+
+enum cf_err
+store_accounts_each(struct store *st, const struct store_account_scope *scope,
+                    store_account_fn fn, void *arg)
+{
+    sqlite3_stmt *s;
+    struct store_account *a;
+    enum cf_err rc = CF_OK;
+    int step;
+
+    if (sqlite3_prepare_v2(st->db, "SELECT " ACC_COLS " FROM accounts WHERE " SCOPE_WHERE
+                           " ORDER BY rid", -1, &s, NULL) != SQLITE_OK)
+        return CF_ERR_STORE;
+    a = sqlite3_malloc(sizeof *a);
+    if (a == NULL) {
+        sqlite3_finalize(s);
+        return CF_ERR_NOMEM;
+    }
+    bind_scope(s, scope);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if ((rc = read_account(s, a)) != CF_OK || fn(arg, a) != 0)
+            break;
+    }
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_finalize(s);
+    sqlite3_free(a);
+    return rc;
+}
+
+enum cf_err
+store_accounts_set_state(struct store *st, const struct store_account_scope *scope,
+                         const char *to, uint64_t *n)
+{
+    sqlite3_stmt *s;
+    enum cf_err rc = CF_OK;
+
+    if (sqlite3_prepare_v2(st->db, "UPDATE accounts SET state = ?4, updated = ?5 WHERE "
+                           SCOPE_WHERE, -1, &s, NULL) != SQLITE_OK)
+        return CF_ERR_STORE;
+    bind_scope(s, scope);
+    sqlite3_bind_text(s, 4, to, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)time(NULL));
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    else
+        *n = (uint64_t)sqlite3_changes(st->db);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- sessions --------------------------------------------------------- */
+
+static enum cf_err
+step_done(struct store *st, sqlite3_stmt *s, int want_change)
+{
+    enum cf_err rc = CF_OK;
+
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    else if (want_change && sqlite3_changes(st->db) == 0)
+        rc = CF_ERR_NOTFOUND;
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_session_insert(struct store *st, const struct store_session *x)
+{
+    sqlite3_stmt *s = misc(st, M_SES_INSERT, "INSERT INTO sessions (token_hash, account_id, "
+        "created, last_used, expires, mfa_level, revoked) VALUES (?1,?2,?3,?4,?5,?6,?7)");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, x->token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, x->account, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, x->created);
+    sqlite3_bind_int64(s, 4, x->last_used);
+    sqlite3_bind_int64(s, 5, x->expires);
+    sqlite3_bind_int(s, 6, x->mfa_level);
+    sqlite3_bind_int(s, 7, x->revoked);
+    return step_done(st, s, 0);
+}
+
+static enum cf_err
+read_session(sqlite3_stmt *s, struct store_session *x)
+{
+    size_t n;
+
+    if (col_blob(s, 0, x->token_hash, STORE_TOKEN_HASH_BYTES, &n) != 0 ||
+        n != STORE_TOKEN_HASH_BYTES ||
+        col_blob(s, 1, x->account, STORE_ID_BYTES, &n) != 0 || n != STORE_ID_BYTES)
+        return CF_ERR_STORE;
+    x->created = sqlite3_column_int64(s, 2);
+    x->last_used = sqlite3_column_int64(s, 3);
+    x->expires = sqlite3_column_int64(s, 4);
+    x->mfa_level = sqlite3_column_int(s, 5);
+    x->revoked = sqlite3_column_int(s, 6);
+    return CF_OK;
+}
+
+#define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked"
+
+enum cf_err
+store_session_get(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES],
+                  struct store_session *out)
+{
+    sqlite3_stmt *s = misc(st, M_SES_GET, "SELECT " SES_COLS " FROM sessions WHERE token_hash = ?1");
+    enum cf_err rc;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, hash, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    switch (sqlite3_step(s)) {
+    case SQLITE_ROW:  rc = read_session(s, out); break;
+    case SQLITE_DONE: rc = CF_ERR_NOTFOUND; break;
+    default:          rc = CF_ERR_STORE; break;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_session_touch(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES],
+                    int64_t now)
+{
+    sqlite3_stmt *s = misc(st, M_SES_TOUCH, "UPDATE sessions SET last_used = ?2 WHERE token_hash = ?1");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, hash, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    return step_done(st, s, 1);
+}
+
+enum cf_err
+store_session_revoke(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES])
+{
+    sqlite3_stmt *s = misc(st, M_SES_REVOKE, "UPDATE sessions SET revoked = 1 WHERE token_hash = ?1");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, hash, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    return step_done(st, s, 1);
+}
+
+enum cf_err
+store_sessions_revoke(struct store *st, const uint8_t *account,
+                      const struct store_account_scope *scope, uint64_t *n)
+{
+    static const struct store_account_scope any = { NULL, NULL, NULL };
+    sqlite3_stmt *s;
+    enum cf_err rc = CF_OK;
+
+    if (sqlite3_prepare_v2(st->db, "UPDATE sessions SET revoked = 1 WHERE revoked = 0 AND "
+            "account_id IN (SELECT id FROM accounts WHERE " SCOPE_WHERE
+            " AND (?4 IS NULL OR id = ?4))", -1, &s, NULL) != SQLITE_OK)
+        return CF_ERR_STORE;
+    bind_scope(s, scope != NULL ? scope : &any);
+    if (account != NULL)
+        sqlite3_bind_blob(s, 4, account, STORE_ID_BYTES, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    else
+        *n = (uint64_t)sqlite3_changes(st->db);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+enum cf_err
+store_sessions_of(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                  size_t limit, store_session_fn fn, void *arg)
+{
+    sqlite3_stmt *s = misc(st, M_SES_OF, "SELECT " SES_COLS " FROM sessions WHERE "
+                           "account_id = ?1 ORDER BY last_used DESC LIMIT ?2");
+    struct store_session x;
+    enum cf_err rc = CF_OK;
+    int step;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if ((rc = read_session(s, &x)) != CF_OK || fn(arg, &x) != 0)
+            break;
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- throttle --------------------------------------------------------- */
+
+enum cf_err
+store_throttle_get(struct store *st, const uint8_t *key, size_t len,
+                   struct store_throttle *out)
+{
+    sqlite3_stmt *s = misc(st, M_THR_GET, "SELECT failures, until, updated FROM throttle WHERE key = ?1");
+    enum cf_err rc;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, key, (int)len, SQLITE_STATIC);
+    switch (sqlite3_step(s)) {
+    case SQLITE_ROW:
+        out->failures = (uint32_t)sqlite3_column_int64(s, 0);
+        out->until_ms = sqlite3_column_int64(s, 1);
+        out->updated_ms = sqlite3_column_int64(s, 2);
+        rc = CF_OK;
+        break;
+    case SQLITE_DONE:
+        out->failures = 0;
+        out->until_ms = 0;
+        out->updated_ms = 0;
+        rc = CF_ERR_NOTFOUND;
+        break;
+    default:
+        rc = CF_ERR_STORE;
+        break;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_throttle_put(struct store *st, const uint8_t *key, size_t len,
+                   const struct store_throttle *t)
+{
+    sqlite3_stmt *s = misc(st, M_THR_PUT, "INSERT INTO throttle (key, failures, until, updated) "
+        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET failures = ?2, until = ?3, updated = ?4");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, key, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, t->failures);
+    sqlite3_bind_int64(s, 3, t->until_ms);
+    sqlite3_bind_int64(s, 4, t->updated_ms);
+    return step_done(st, s, 0);
+}
+
+enum cf_err
+store_throttle_clear(struct store *st, const uint8_t *key, size_t len)
+{
+    sqlite3_stmt *s = misc(st, M_THR_CLEAR, "DELETE FROM throttle WHERE key = ?1");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, key, (int)len, SQLITE_STATIC);
+    return step_done(st, s, 0);
 }

@@ -422,7 +422,11 @@ test_open_errors(void **state)
         assert_int_equal(sqlite3_column_int(s, 0), 99);
         sqlite3_finalize(s);
     }
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", store_schema_latest());
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
     sqlite3_close(db);
     assert_int_equal(records_open(f->dir, NULL, &r2, &em), CF_OK);
     records_close(r2);
