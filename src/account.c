@@ -673,6 +673,193 @@ account_throttle_clear(struct records *r, const uint8_t key[THROTTLE_KEY_BYTES])
         log_warnx("throttle: cannot clear a counter");
 }
 
+/* ---- codes files -----------------------------------------------------
+ * New activation codes go to a file of the operator's for distribution:
+ * created 0600 under a temporary name, renamed into place only once the
+ * transaction that made the codes has committed.
+ */
+struct codes_file {
+    char path[4096], tmp[4200];
+    FILE *f;
+};
+
+static enum cf_err
+codes_open(struct codes_file *c, const char *path, struct cf_errmsg *em)
+{
+    int fd;
+
+    if (access(path, F_OK) == 0)
+        return cf_fail(em, CF_ERR_EXISTS, "'%s' already exists; refusing to overwrite", path);
+    snprintf(c->path, sizeof c->path, "%s", path);
+    snprintf(c->tmp, sizeof c->tmp, "%s.tmp-%d", path, (int)getpid());
+    fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || (c->f = fdopen(fd, "w")) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return cf_fail(em, CF_ERR_IO, "'%s': cannot create: %s", path, strerror(errno));
+    }
+    return CF_OK;
+}
+
+static enum cf_err
+codes_write(struct codes_file *c, const struct account *a, const char *code)
+{
+    return fprintf(c->f, "%s\t%s\t%lld\n", a->login, code,
+                   (long long)a->row.code_expires) < 0 ? CF_ERR_IO : CF_OK;
+}
+
+static enum cf_err
+codes_sync(struct codes_file *c)
+{
+    return fflush(c->f) == 0 && fsync(fileno(c->f)) == 0 ? CF_OK : CF_ERR_IO;
+}
+
+/* Closes; renames into place when committed, removes otherwise. */
+static enum cf_err
+codes_close(struct codes_file *c, enum cf_err rc, struct cf_errmsg *em)
+{
+    if (c->f == NULL)
+        return rc;
+    fclose(c->f);
+    c->f = NULL;
+    if (rc == CF_OK && rename(c->tmp, c->path) != 0)
+        rc = cf_fail(em, CF_ERR_IO, "'%s': cannot write: %s (the codes were made; reset them again)",
+                     c->path, strerror(errno));
+    if (rc != CF_OK)
+        unlink(c->tmp);
+    return rc;
+}
+
+/* ---- provisioning in bulk --------------------------------------------- */
+
+struct people {
+    char (*ids)[RECORD_ID_HEX + 1];
+    size_t n, cap;
+};
+
+static int
+people_add(struct people *p, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < p->n; i++)          /* guardians of siblings: once */
+        if (strcmp(p->ids[i], id) == 0)
+            return 0;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 256;
+        void *q = realloc(p->ids, cap * sizeof *p->ids);
+
+        if (q == NULL)
+            return 1;
+        p->ids = q;
+        p->cap = cap;
+    }
+    memcpy(p->ids[p->n++], id, RECORD_ID_HEX + 1);
+    return 0;
+}
+
+static int
+collect_person(void *arg, const struct record *rec)
+{
+    return people_add(arg, rec->id);
+}
+
+static int
+collect_guardian(void *arg, const struct record *link)
+{
+    return people_add(arg, link->parent[0]);
+}
+
+struct student_walk {
+    struct records *r;
+    struct people *out;
+    enum cf_err rc;
+};
+
+static int
+guardians_of(void *arg, const struct record *student)
+{
+    struct student_walk *w = arg;
+
+    w->rc = records_children(w->r, REC_GUARDIAN_LINK, 1, student->id, 16, 0,
+                             collect_guardian, w->out, NULL);
+    return w->rc != CF_OK;
+}
+
+/* Establishments hold at most a few thousand people. */
+#define PROVISION_ALL_MAX 100000
+
+enum cf_err
+account_provision_all(struct records *r, enum account_role role,
+                      const char *establishment_id, unsigned code_days,
+                      const char *codes_path, uint64_t *n, struct cf_errmsg *em)
+{
+    struct people p = { NULL, 0, 0 };
+    struct codes_file cf = { "", "", NULL };
+    struct account *a;
+    char code[ACTIVATION_CODE_TEXT + 1];
+    enum cf_err rc;
+    size_t i;
+
+    *n = 0;
+    if (person_kind(role) == REC_KIND_COUNT)
+        return cf_fail(em, CF_ERR_INPUT, "--all: only for students, guardians, teachers and staff");
+    a = malloc(sizeof *a);
+    if (a == NULL)
+        return cf_fail(em, CF_ERR_NOMEM, "out of memory");
+    if (role == ROLE_STUDENT)
+        rc = records_children(r, REC_STUDENT, 0, establishment_id, PROVISION_ALL_MAX, 0,
+                              collect_person, &p, em);
+    else if (role == ROLE_GUARDIAN) {
+        struct student_walk w = { r, &p, CF_OK };
+
+        rc = records_children(r, REC_STUDENT, 0, establishment_id, PROVISION_ALL_MAX, 0,
+                              guardians_of, &w, em);
+        if (rc == CF_OK)
+            rc = w.rc;
+    } else
+        rc = records_children(r, REC_STAFF, 0, establishment_id, PROVISION_ALL_MAX, 0,
+                              collect_person, &p, em);
+    if (rc == CF_OK)
+        rc = codes_open(&cf, codes_path, em);
+    if (rc == CF_OK && (rc = store_begin(records_store(r), STORE_TX_NORMAL)) != CF_OK)
+        rc = cf_fail(em, rc, "store: cannot begin a transaction");
+    for (i = 0; rc == CF_OK && i < p.n; i++) {
+        struct account_provision in = { role, p.ids[i], NULL, NULL, NULL, code_days };
+        uint8_t person[STORE_ID_BYTES];
+
+        if (records_id_parse(p.ids[i], person) != CF_OK)
+            continue;
+        rc = store_account_by_person(records_store(r), person, &a->row);
+        if (rc == CF_OK)
+            continue;                   /* has an account already */
+        if (rc != CF_ERR_NOTFOUND)
+            break;
+        rc = account_provision(r, &in, a, code, em);
+        if (rc == CF_OK)
+            rc = codes_write(&cf, a, code);
+        if (rc == CF_OK)
+            (*n)++;
+        sodium_memzero(code, sizeof code);
+    }
+    if (cf.f != NULL && rc == CF_OK)
+        rc = codes_sync(&cf);
+    if (rc == CF_OK)
+        rc = store_commit(records_store(r), em);
+    else if (cf.f != NULL) {
+        store_rollback(records_store(r));
+        if (em != NULL && em->msg[0] == '\0')
+            cf_fail(em, rc, "provisioning failed: %s; nothing was changed", cf_err_str(rc));
+    }
+    rc = codes_close(&cf, rc, em);
+    if (rc != CF_OK)
+        *n = 0;
+    free(p.ids);
+    sodium_memzero(a, sizeof *a);
+    free(a);
+    return rc;
+}
+
 /* ---- incidents -------------------------------------------------------- */
 
 const char *
@@ -762,7 +949,7 @@ collect_id(void *arg, const struct store_account *a)
 
 static enum cf_err
 per_account(struct records *r, enum incident i, const uint8_t id[STORE_ID_BYTES],
-            FILE *out)
+            struct codes_file *cf)
 {
     struct account *a = malloc(sizeof *a);
     char code[ACTIVATION_CODE_TEXT + 1], hex[RECORD_ID_HEX + 1];
@@ -775,9 +962,8 @@ per_account(struct records *r, enum incident i, const uint8_t id[STORE_ID_BYTES]
     rc = account_get(r, hex, a);
     if (rc == CF_OK && i == INCIDENT_RESET_CODES) {
         rc = set_new_code(r, &a->row, ACTIVATION_DEFAULT_DAYS, code);
-        if (rc == CF_OK && fprintf(out, "%s\t%s\t%lld\n", a->login, code,
-                                   (long long)a->row.code_expires) < 0)
-            rc = CF_ERR_IO;
+        if (rc == CF_OK)
+            rc = codes_write(cf, a, code);
         sodium_memzero(code, sizeof code);
     } else if (rc == CF_OK) {
         a->row.reset_required = 1;
@@ -800,11 +986,9 @@ account_incident_run(struct records *r, enum incident i,
     struct store_account_scope scope;
     uint8_t est[STORE_ID_BYTES];
     struct idlist l = { NULL, 0, 0 };
-    char tmp[4200];
-    FILE *out = NULL;
+    struct codes_file cf = { "", "", NULL };
     enum cf_err rc;
     size_t k;
-    int fd;
 
     *n = 0;
     if (make_scope(sc, incident_state(i), &scope, est) != CF_OK)
@@ -812,19 +996,12 @@ account_incident_run(struct records *r, enum incident i,
     if (i == INCIDENT_RESET_CODES) {
         if (codes_path == NULL)
             return cf_fail(em, CF_ERR_INPUT, "reset-codes needs --out FILE for the new codes");
-        if (access(codes_path, F_OK) == 0)
-            return cf_fail(em, CF_ERR_EXISTS, "'%s' already exists; refusing to overwrite", codes_path);
-        snprintf(tmp, sizeof tmp, "%s.tmp-%d", codes_path, (int)getpid());
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
-            if (fd >= 0)
-                close(fd);
-            return cf_fail(em, CF_ERR_IO, "'%s': cannot create: %s", codes_path, strerror(errno));
-        }
+        if ((rc = codes_open(&cf, codes_path, em)) != CF_OK)
+            return rc;
     }
     if ((rc = store_begin(records_store(r), STORE_TX_NORMAL)) != CF_OK) {
         rc = cf_fail(em, rc, "store: cannot begin a transaction");
-        goto out;
+        return codes_close(&cf, rc, em);
     }
     switch (i) {
     case INCIDENT_FREEZE_UNACTIVATED:
@@ -837,12 +1014,13 @@ account_incident_run(struct records *r, enum incident i,
     case INCIDENT_FORCE_PASSWORD_RESET:
         rc = store_accounts_each(records_store(r), &scope, collect_id, &l);
         for (k = 0; rc == CF_OK && k < l.n; k++)
-            rc = per_account(r, i, l.ids[k], out);
+            rc = per_account(r, i, l.ids[k], &cf);
         *n = rc == CF_OK ? l.n : 0;
         break;
     }
-    if (rc == CF_OK && out != NULL && (fflush(out) != 0 || fsync(fileno(out)) != 0))
-        rc = CF_ERR_IO;
+    free(l.ids);
+    if (rc == CF_OK && cf.f != NULL)
+        rc = codes_sync(&cf);
     if (rc == CF_OK)
         rc = store_commit(records_store(r), em);
     else {
@@ -850,17 +1028,8 @@ account_incident_run(struct records *r, enum incident i,
         rc = cf_fail(em, rc, "%s: %s; nothing was changed", account_incident_name(i),
                      cf_err_str(rc));
     }
+    rc = codes_close(&cf, rc, em);
     if (rc != CF_OK)
         *n = 0;
-out:
-    free(l.ids);
-    if (out != NULL) {
-        fclose(out);
-        if (rc == CF_OK && rename(tmp, codes_path) != 0)
-            rc = cf_fail(em, CF_ERR_IO, "'%s': cannot write: %s (the codes were reset; run again)",
-                         codes_path, strerror(errno));
-        if (rc != CF_OK)
-            unlink(tmp);
-    }
     return rc;
 }

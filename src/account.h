@@ -72,6 +72,18 @@ enum cf_err account_provision(struct records *r, const struct account_provision 
                               char code[ACTIVATION_CODE_TEXT + 1],
                               struct cf_errmsg *em) WARN_UNUSED;
 
+/*
+ * Provisions an account for every person of the role in the establishment
+ * who has none yet (students of the establishment, their guardians, its
+ * staff for teacher/staff), in one transaction, and writes "login<TAB>code
+ * <TAB>expiry" lines to codes_path (mode 0600, never overwritten), which
+ * appears only if the transaction commits.
+ */
+enum cf_err account_provision_all(struct records *r, enum account_role role,
+                                  const char *establishment_id, unsigned code_days,
+                                  const char *codes_path, uint64_t *n,
+                                  struct cf_errmsg *em) WARN_UNUSED;
+
 /* By login (any case, spaces trimmed) or by id.  CF_ERR_NOTFOUND. */
 enum cf_err account_find(struct records *r, const char *login,
                          struct account *out) WARN_UNUSED;

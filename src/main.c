@@ -19,6 +19,7 @@
 
 #include "bounds.h"
 #include "config.h"
+#include "account.h"
 #include "demo.h"
 #include "ids.h"
 #include "keyring.h"
@@ -665,6 +666,176 @@ cmd_demo_data(struct cmd_args *a)
     return 0;
 }
 
+/* ---- accounts and incidents ------------------------------------------- */
+
+static void
+print_account(const struct account *a)
+{
+    json_t *o = json_object();
+    char hex[RECORD_ID_HEX + 1];
+    char *s;
+
+    json_object_set_new(o, "id", json_string(a->id));
+    json_object_set_new(o, "login", json_string(a->login));
+    json_object_set_new(o, "role", json_string(account_role_name(a->role)));
+    json_object_set_new(o, "state", json_string(a->row.state));
+    json_object_set_new(o, "academie", json_string(a->row.compartment));
+    if (a->row.has_establishment) {
+        records_id_format(a->row.establishment, hex);
+        json_object_set_new(o, "establishment_id", json_string(hex));
+    }
+    if (a->row.has_person) {
+        records_id_format(a->row.person, hex);
+        json_object_set_new(o, "person_id", json_string(hex));
+    }
+    json_object_set_new(o, "activation_code_pending", json_boolean(a->row.has_code));
+    if (a->row.has_code)
+        json_object_set_new(o, "activation_code_expires", json_integer(a->row.code_expires));
+    json_object_set_new(o, "password_reset_required", json_boolean(a->row.reset_required));
+    s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s != NULL)
+        puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static int
+cmd_account_provision(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct account_provision in = { 0 };
+    struct account *acct;
+    char code[ACTIVATION_CODE_TEXT + 1], est[RECORD_ID_HEX + 1];
+    const char *role = need(a, "role");
+    unsigned long long days, all;
+    enum cf_err rc;
+    int x;
+
+    if (role == NULL)
+        return EXIT_USAGE;
+    if (account_role_parse(role, &in.role) != 0)
+        return usage_error(a->cmd, "--role: one of student, guardian, teacher, staff, "
+                           "academie_admin, dpo, service");
+    if ((x = parse_num(a, "code-days", 1, ACTIVATION_MAX_DAYS, ACTIVATION_DEFAULT_DAYS, &days)) != 0 ||
+        (x = parse_num(a, "all", 0, 1, 0, &all)) != 0)
+        return x;
+    in.code_days = (unsigned)days;
+    in.person_id = opt(a, "person");
+    in.academie = opt(a, "academie");
+    in.login = opt(a, "login");
+    if (all && opt(a, "out") == NULL)
+        return usage_error(a->cmd, "--all 1 needs --out FILE for the codes");
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    if (opt(a, "establishment") != NULL || all) {
+        if ((x = establishment_id(a, r, est, &em)) != 0) {
+            records_close(r);
+            return x;
+        }
+        in.establishment_id = est;
+    }
+    if (all) {
+        uint64_t n;
+
+        rc = account_provision_all(r, in.role, est, in.code_days, opt(a, "out"), &n, &em);
+        records_close(r);
+        if (rc != CF_OK)
+            return fail(a, rc, &em);
+        printf("coffre: provisioned %llu %s accounts; their codes are in '%s' (mode 0600)\n",
+               (unsigned long long)n, role, opt(a, "out"));
+        return 0;
+    }
+    acct = malloc(sizeof *acct);
+    if (acct == NULL) {
+        records_close(r);
+        return fail(a, CF_ERR_NOMEM, &em);
+    }
+    rc = account_provision(r, &in, acct, code, &em);
+    records_close(r);
+    if (rc == CF_OK)
+        printf("id %s\nlogin %s\nactivation code %s (shown once; valid %llu days)\n",
+               acct->id, acct->login, code, days);
+    sodium_memzero(code, sizeof code);
+    free(acct);
+    return rc == CF_OK ? 0 : fail(a, rc, &em);
+}
+
+static int
+cmd_account_show(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct account *acct;
+    const char *login = need(a, "login");
+    enum cf_err rc;
+    int x;
+
+    if (login == NULL)
+        return EXIT_USAGE;
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    acct = malloc(sizeof *acct);
+    rc = acct == NULL ? CF_ERR_NOMEM : account_find(r, login, acct);
+    if (rc == CF_OK)
+        print_account(acct);
+    free(acct);
+    records_close(r);
+    if (rc == CF_ERR_NOTFOUND)
+        snprintf(em.msg, sizeof em.msg, "no account with this login");
+    return rc == CF_OK ? 0 : fail(a, rc, &em);
+}
+
+static int
+run_incident(struct cmd_args *a, enum incident what)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct incident_scope sc = { NULL, NULL };
+    char code[ACADEMIE_CODE_BYTES + 1], est[RECORD_ID_HEX + 1];
+    unsigned long long dry;
+    uint64_t n;
+    enum cf_err rc;
+    int x;
+
+    if ((x = parse_num(a, "dry-run", 0, 1, 0, &dry)) != 0)
+        return x;
+    if (opt(a, "academie") != NULL && opt(a, "establishment") != NULL)
+        return usage_error(a->cmd, "give --academie or --establishment, not both");
+    if (opt(a, "academie") != NULL) {
+        if (ids_parse_academie(opt(a, "academie"), strlen(opt(a, "academie")), code, &em) != CF_OK)
+            return fail(a, CF_ERR_INPUT, &em);
+        sc.academie = code;
+    }
+    if (what == INCIDENT_RESET_CODES && !dry && opt(a, "out") == NULL)
+        return usage_error(a->cmd, "--out FILE is required: the new codes go there (mode 0600)");
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    if (opt(a, "establishment") != NULL) {
+        if ((x = establishment_id(a, r, est, &em)) != 0) {
+            records_close(r);
+            return x;
+        }
+        sc.establishment_id = est;
+    }
+    if (dry)
+        rc = account_incident_count(r, what, &sc, &n);
+    else
+        rc = account_incident_run(r, what, &sc, opt(a, "out"), &n, &em);
+    records_close(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    printf("coffre: %s%s: %llu %s\n", account_incident_name(what), dry ? " (dry run)" : "",
+           (unsigned long long)n,
+           what == INCIDENT_REVOKE_SESSIONS ? "sessions" : "accounts");
+    return 0;
+}
+
+static int cmd_incident_freeze(struct cmd_args *a) { return run_incident(a, INCIDENT_FREEZE_UNACTIVATED); }
+static int cmd_incident_reset(struct cmd_args *a) { return run_incident(a, INCIDENT_RESET_CODES); }
+static int cmd_incident_revoke(struct cmd_args *a) { return run_incident(a, INCIDENT_REVOKE_SESSIONS); }
+static int cmd_incident_force(struct cmd_args *a) { return run_incident(a, INCIDENT_FORCE_PASSWORD_RESET); }
+
 /* ---- the table -------------------------------------------------------- */
 
 #define DATA_OPTS { "data", 0 }, { "keyring", 0 }
@@ -696,6 +867,18 @@ static const struct opt o_guardian_add[] = { DATA_OPTS, { "student", 0 }, { "rel
 static const struct opt o_demo[] = { DATA_OPTS, { "establishments", 0 }, { "students-per", 0 },
     { "seed", 0 }, { "academie", 0 }, { "guardians-per", 0 }, { "first-establishment", 0 },
     { NULL, 0 } };
+
+static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
+    { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
+    { "out", 0 }, { NULL, 0 } };
+static const struct opt o_account_show[] = { DATA_OPTS, { "login", 0 }, { NULL, 0 } };
+static const struct opt o_incident[] = { DATA_OPTS, { "academie", 0 }, { "establishment", 0 },
+    { "out", 0 }, { "dry-run", 0 }, { NULL, 0 } };
+
+#define INCIDENT_USAGE DATA_USAGE " [--academie CODE | --establishment UAI] [--dry-run 1]"
+#define INCIDENT_HELP \
+    "Scope: every account, or an académie's, or an establishment's.  --dry-run 1\n" \
+    "counts what would change.  One transaction: all or nothing.\n" DATA_HELP
 
 static const struct cmd commands[] = {
     { "init", "--data DIR --academie CODE [--academie CODE...]",
@@ -753,6 +936,32 @@ static const struct cmd commands[] = {
     { "staff find", DATA_USAGE " --email ADDR",
       "Finds a staff member by exact professional e-mail.\n" DATA_HELP,
       o_find_email, 0, cmd_staff_find },
+    { "account provision", DATA_USAGE " --role ROLE [--person ID | --establishment UAI --all 1 --out FILE]\n"
+      "       [--academie CODE] [--login LOGIN] [--code-days N]",
+      "Creates a provisioned account and prints its single-use activation code once\n"
+      "(valid --code-days, default 30).  Roles: student, guardian, teacher, staff (give\n"
+      "--person, the record id; the login is derived from the names), academie_admin,\n"
+      "dpo, service (give --academie and --login).  With --establishment UAI --all 1,\n"
+      "provisions every student (guardian, staff) of the establishment without an\n"
+      "account, in one transaction, and writes 'login<TAB>code<TAB>expiry' lines to\n"
+      "--out FILE (mode 0600, never overwritten).\n" DATA_HELP,
+      o_provision, 0, cmd_account_provision },
+    { "account show", DATA_USAGE " --login LOGIN",
+      "Shows an account's role, state and pending code (never the code itself).\n" DATA_HELP,
+      o_account_show, 0, cmd_account_show },
+    { "incident freeze-unactivated", INCIDENT_USAGE,
+      "Freezes every provisioned, never-activated account in scope: their codes\n"
+      "stop working.\n" INCIDENT_HELP, o_incident, 0, cmd_incident_freeze },
+    { "incident reset-codes", INCIDENT_USAGE " --out FILE",
+      "Replaces the activation code of every provisioned account in scope; old\n"
+      "codes stop working, the new ones go to FILE (mode 0600) for distribution.\n"
+      INCIDENT_HELP, o_incident, 0, cmd_incident_reset },
+    { "incident revoke-sessions", INCIDENT_USAGE,
+      "Revokes every live session of the accounts in scope.\n" INCIDENT_HELP,
+      o_incident, 0, cmd_incident_revoke },
+    { "incident force-password-reset", INCIDENT_USAGE,
+      "Makes every active account in scope set a new password at next sign-in, and\n"
+      "revokes their sessions.\n" INCIDENT_HELP, o_incident, 0, cmd_incident_force },
     { "demo-data", DATA_USAGE " [--establishments N] [--students-per N] [--seed S]\n"
       "       [--academie CODE] [--guardians-per 0|1|2] [--first-establishment N]",
       "Generates deterministic synthetic establishments, classes, staff, students\n"

@@ -171,6 +171,11 @@ enum cf_err store_account_find(struct store *st, const uint8_t *digests,
                                size_t len, size_t n,
                                struct store_account *out) WARN_UNUSED;
 
+/* The account of a person, if any. */
+enum cf_err store_account_by_person(struct store *st,
+                                    const uint8_t person[STORE_ID_BYTES],
+                                    struct store_account *out) WARN_UNUSED;
+
 /* Which accounts an incident command touches: state (NULL: any),
  * compartment (NULL: any), establishment (NULL: any). */
 struct store_account_scope {

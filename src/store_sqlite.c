@@ -62,7 +62,7 @@ static const char *const stmt_fmt[Q_KIND_COUNT] = {
 
 /* Statements of the account, session and throttle operations. */
 enum misc_stmt {
-    M_ACC_INSERT, M_ACC_UPDATE, M_ACC_GET, M_ACC_FIND, M_SES_INSERT, M_SES_GET,
+    M_ACC_INSERT, M_ACC_UPDATE, M_ACC_GET, M_ACC_FIND, M_ACC_PERSON, M_SES_INSERT, M_SES_GET,
     M_SES_TOUCH, M_SES_REVOKE, M_SES_OF, M_THR_GET, M_THR_PUT, M_THR_CLEAR,
     M_COUNT
 };
@@ -876,6 +876,19 @@ store_account_find(struct store *st, const uint8_t *digests, size_t len,
         rc = account_one(s, out);
     }
     return rc;
+}
+
+enum cf_err
+store_account_by_person(struct store *st, const uint8_t person[STORE_ID_BYTES],
+                        struct store_account *out)
+{
+    sqlite3_stmt *s = misc(st, M_ACC_PERSON,
+                           "SELECT " ACC_COLS " FROM accounts WHERE person_id = ?1 LIMIT 1");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, person, STORE_ID_BYTES, SQLITE_STATIC);
+    return account_one(s, out);
 }
 
 /* The WHERE clause shared by scoped account statements: ?1 state, ?2

@@ -26,6 +26,7 @@ CREATE UNIQUE INDEX accounts_id ON accounts(id);
 CREATE UNIQUE INDEX accounts_login ON accounts(login_idx);
 CREATE INDEX accounts_state ON accounts(state, compartment);
 CREATE INDEX accounts_establishment ON accounts(establishment_id);
+CREATE INDEX accounts_person ON accounts(person_id);
 CREATE INDEX accounts_kv ON accounts(compartment, kv);
 
 -- Sessions: the token itself is never stored, only its BLAKE2b hash.
