@@ -40,6 +40,12 @@ run_job(struct pwhash_pool *p, struct pwhash_job *j)
         j->ok = crypto_pwhash_str_verify(j->hash, j->password, len) == 0;
         j->needs_rehash = j->ok &&
             crypto_pwhash_str_needs_rehash(j->hash, p->opslimit, p->memlimit) != 0;
+        j->new_hash[0] = '\0';
+        /* Rehash while the password is still here; this worker counts in
+         * the memory bound either way. */
+        if (j->rehash && j->needs_rehash &&
+            crypto_pwhash_str(j->new_hash, j->password, len, p->opslimit, p->memlimit) != 0)
+            j->new_hash[0] = '\0';
     }
     sodium_memzero(j->password, sizeof j->password);
     if (j->done != NULL)

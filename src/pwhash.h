@@ -40,6 +40,9 @@ struct pwhash_job {
     char hash[PWHASH_STR_BYTES];   /* VERIFY: in; HASH: out */
     int ok;                        /* VERIFY: the password matched */
     int needs_rehash;              /* VERIFY: hash made with other parameters */
+    int rehash;                    /* VERIFY, set by the caller: when it matched
+                                      and needs_rehash, also hash it anew ... */
+    char new_hash[PWHASH_STR_BYTES];   /* ... here ("" when not done) */
     void (*done)(struct pwhash_job *j, enum cf_err rc);
     void *arg;
 };

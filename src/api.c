@@ -1,0 +1,1091 @@
+/*
+ * api.c - the HTTP API: the route table (at the end of the file) and every
+ * handler.
+ *
+ * Each request flows one way:  http -> session -> (guard, policy: issue 5)
+ * -> records/account -> audit -> http.  A handler parses and bounds its
+ * input, authenticates, does its work on a records handle, fills in the
+ * response and an audit entry, and calls finish(): the response is sent
+ * only from the audit writer's callback, once the entry is durable
+ * (DESIGN.md section 8).  If the entry cannot be written the client gets a
+ * 503 and nothing else (fail closed).  Password hashing runs on the pwhash
+ * pool; meanwhile the connection is suspended and no thread waits.
+ *
+ * Errors are problem documents with a stable type; no detail ever repeats a
+ * login, a code, a password or any other input.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "account.h"
+#include "api.h"
+#include "audit.h"
+#include "http.h"
+#include "ids.h"
+#include "keyring.h"
+#include "log.h"
+#include "pwhash.h"
+#include "records.h"
+#include "session.h"
+#include "banned.h"
+
+/* Raw input bounds, checked before any work (STYLE.md section 7). */
+#define API_LOGIN_MAX_BYTES  256
+#define API_CODE_MAX_BYTES   64
+#define API_SCOPE_MAX_BYTES  64
+
+/* Sign-in throttling defaults (docs/signin.md gives the reasoning). */
+#define THROTTLE_ACCOUNT  { 0, 1000, 15 * 60 * 1000 }   /* 1 s, 2 s, 4 s ... 15 min */
+#define THROTTLE_ADDRESS  { 20, 1000, 15 * 60 * 1000 }  /* 20 free, then the same */
+
+/* ---- the service ------------------------------------------------------ */
+
+/* Records handles: one per thread that may use one at a time (HTTP pool
+ * threads and hash workers), so SQLite connections are never shared. */
+struct rpool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct records **free;
+    size_t nfree, n;
+};
+
+struct api {
+    struct rpool rp;
+    struct pwhash_pool *pw;
+    struct audit *audit;
+    struct keyring *audit_kr;
+    struct http_server *http;
+    struct session_opts sess;
+    struct throttle_policy th_account, th_address;
+    unsigned min_bits;
+};
+
+static struct records *
+acquire(struct api *api)
+{
+    struct records *r;
+
+    pthread_mutex_lock(&api->rp.mu);
+    while (api->rp.nfree == 0)
+        pthread_cond_wait(&api->rp.cv, &api->rp.mu);
+    r = api->rp.free[--api->rp.nfree];
+    pthread_mutex_unlock(&api->rp.mu);
+    return r;
+}
+
+static void
+release(struct api *api, struct records *r)
+{
+    pthread_mutex_lock(&api->rp.mu);
+    api->rp.free[api->rp.nfree++] = r;
+    pthread_cond_signal(&api->rp.cv);
+    pthread_mutex_unlock(&api->rp.mu);
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- one call: the response waiting for its audit entry --------------- */
+
+struct call {
+    struct http_ctx *ctx;
+    struct api *api;
+    struct audit_entry ae;
+    /* the response */
+    unsigned status;
+    json_t *body;                          /* owned; NULL for a problem */
+    const char *ptype, *ptitle;
+    char pdetail[320];
+    unsigned retry_after;
+    char set_cookie[160];
+    /* sign-in and activation, across the hash pool */
+    struct pwhash_job job;
+    int found;
+    struct account acct;
+    uint8_t k_login[THROTTLE_KEY_BYTES], k_addr[THROTTLE_KEY_BYTES];
+    int want_token;
+    char new_password[PASSWORD_MAX_BYTES + 1];     /* until hashed */
+};
+
+static struct call *
+call_new(struct http_ctx *ctx, struct api *api, const char *action)
+{
+    struct call *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return NULL;
+    c->ctx = ctx;
+    c->api = api;
+    snprintf(c->ae.action, sizeof c->ae.action, "%s", action);
+    snprintf(c->ae.addr, sizeof c->ae.addr, "%s", http_client_addr(ctx));
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "failed");
+    return c;
+}
+
+static void
+call_free(struct call *c)
+{
+    json_decref(c->body);
+    sodium_memzero(c, sizeof *c);
+    free(c);
+}
+
+static void
+set_problem(struct call *c, unsigned status, const char *type, const char *title,
+            const char *detail)
+{
+    c->status = status;
+    c->ptype = type;
+    c->ptitle = title;
+    snprintf(c->pdetail, sizeof c->pdetail, "%s", detail);
+}
+
+static void
+set_json(struct call *c, unsigned status, json_t *body)
+{
+    c->status = status;
+    json_decref(c->body);
+    c->body = body;
+}
+
+static void
+send_now(struct call *c)
+{
+    if (c->set_cookie[0] != '\0')
+        http_add_header(c->ctx, "Set-Cookie", c->set_cookie);
+    if (c->body != NULL) {
+        http_reply_json(c->ctx, c->status, c->body);
+        c->body = NULL;
+    } else
+        http_reply_problem(c->ctx, c->status, c->ptype, c->ptitle, c->pdetail,
+                           c->retry_after);
+}
+
+/* The audit writer's callback: the entry is durable (or not), answer. */
+static void
+audited(void *arg, enum cf_err rc)
+{
+    struct call *c = arg;
+
+    if (rc != CF_OK) {
+        c->set_cookie[0] = '\0';
+        json_decref(c->body);
+        c->body = NULL;
+        set_problem(c, 503, "audit-unavailable", "Service unavailable",
+                    "The access could not be recorded, so it was not served. Try again later.");
+        c->retry_after = 5;
+    }
+    send_now(c);
+    call_free(c);
+}
+
+/* Queues the audit entry; the response leaves from `audited`.  The
+ * connection must already be deferred. */
+static void
+finish(struct call *c)
+{
+    enum cf_err rc = audit_submit(c->api->audit, &c->ae, audited, c);
+
+    if (rc != CF_OK)
+        audited(c, rc);
+}
+
+/* Starts an async call: suspends the connection first. */
+static struct call *
+begin(struct http_ctx *ctx, void *app, const char *action)
+{
+    struct call *c = call_new(ctx, app, action);
+
+    if (c == NULL) {
+        http_reply_problem(ctx, 503, "overloaded", "Service unavailable",
+                           "The server is out of memory. Try again later.", 5);
+        return NULL;
+    }
+    http_defer(ctx);
+    return c;
+}
+
+static void
+bad_request(struct call *c, const char *detail)
+{
+    set_problem(c, 400, "invalid-request", "Invalid request", detail);
+}
+
+/* A string member of the body, bounded in raw bytes; NULL when absent,
+ * not a string, or too long. */
+static const char *
+str_member(json_t *body, const char *name, size_t max)
+{
+    json_t *v = json_object_get(body, name);
+
+    if (!json_is_string(v) || json_string_length(v) > max ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return NULL;
+    return json_string_value(v);
+}
+
+/* ---- authentication --------------------------------------------------- */
+
+enum auth_need { AUTH_ANY, AUTH_READY, AUTH_ADMIN };
+
+/*
+ * Resolves the session of the request (cookie or bearer) to an active
+ * account.  AUTH_READY also refuses a session whose account must first set
+ * a new password.  On failure fills c's problem and returns -1.
+ */
+static int
+authenticate(struct call *c, struct records *r, enum auth_need need,
+             struct session *s)
+{
+    const char *tok = http_bearer(c->ctx);
+
+    if (tok == NULL)
+        tok = http_cookie(c->ctx, SESSION_COOKIE);
+    if (session_lookup(r, tok, &c->api->sess, (int64_t)time(NULL), s) != CF_OK ||
+        account_get(r, s->account_id, &c->acct) != CF_OK ||
+        strcmp(c->acct.row.state, ACCOUNT_STATE_ACTIVE) != 0) {
+        set_problem(c, 401, "unauthenticated", "Sign-in required",
+                    "Your session has ended or is not valid. Please sign in again.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        return -1;
+    }
+    snprintf(c->ae.actor, sizeof c->ae.actor, "acct:%s", c->acct.id);
+    snprintf(c->ae.session, sizeof c->ae.session, "%s", s->ref);
+    if (need != AUTH_ANY && c->acct.row.reset_required) {
+        set_problem(c, 403, "password-reset-required", "New password required",
+                    "Set a new password before going on (POST /api/v1/password).");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        return -1;
+    }
+    if (need == AUTH_ADMIN && c->acct.role != ROLE_ACADEMIE_ADMIN) {
+        set_problem(c, 403, "forbidden", "Not allowed",
+                    "This action is reserved to académie administrators.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+session_cookie(struct call *c, const char *token, int64_t max_age)
+{
+    snprintf(c->set_cookie, sizeof c->set_cookie,
+             "%s=%s; HttpOnly;%s SameSite=Strict; Path=/; Max-Age=%lld", SESSION_COOKIE,
+             token, http_is_plain_loopback(c->ctx) ? "" : " Secure;", (long long)max_age);
+}
+
+static json_t *
+account_json(const struct account *a)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", a->id, "login", a->login,
+                     "role", account_role_name(a->role), "state", a->row.state,
+                     "academie", a->row.compartment,
+                     "password_reset_required", a->row.reset_required);
+}
+
+/* ---- sign-in ---------------------------------------------------------- */
+
+static void
+invalid_credentials(struct call *c)
+{
+    /* One answer for an unknown login, a wrong password, and a locked,
+     * frozen, disabled or not yet activated account. */
+    set_problem(c, 401, "invalid-credentials", "Sign-in failed",
+                "The login or the password is not right. Check both and try again.");
+}
+
+static void
+throttled(struct call *c, int64_t wait_ms)
+{
+    set_problem(c, 429, "too-many-attempts", "Too many attempts",
+                "Too many failed attempts. Wait before trying again.");
+    c->retry_after = (unsigned)((wait_ms + 999) / 1000);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "throttled");
+    {
+        char label[96];
+
+        snprintf(label, sizeof label, "action=%s", c->ae.action);
+        http_metric_add(http_server_of(c->ctx), "coffre_throttled_total", label, 1);
+    }
+}
+
+static void
+overloaded(struct call *c)
+{
+    set_problem(c, 503, "overloaded", "Service busy",
+                "Too many sign-ins at once. Try again in a moment.");
+    c->retry_after = 1;
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "overloaded");
+}
+
+/* Waits imposed on the login and the client address; 0 when none. */
+static int64_t
+throttle_wait(struct records *r, struct call *c, const char *kind, const char *login)
+{
+    char k[40];
+    int64_t a, b, now = now_ms();
+
+    account_throttle_key(r, kind, login, c->k_login);
+    snprintf(k, sizeof k, "%s-addr", kind);
+    account_throttle_key(r, k, c->ae.addr, c->k_addr);
+    a = account_throttle_wait(r, c->k_login, now);
+    b = account_throttle_wait(r, c->k_addr, now);
+    return a > b ? a : b;
+}
+
+static void
+throttle_failed(struct records *r, struct call *c)
+{
+    int64_t now = now_ms();
+
+    account_throttle_fail(r, c->k_login, &c->api->th_account, now);
+    account_throttle_fail(r, c->k_addr, &c->api->th_address, now);
+}
+
+/* Lower-cased, trimmed login for throttle keys: the same key whatever the
+ * case typed, whether or not the account exists. */
+static void
+login_key_text(const char *login, char *out, size_t cap)
+{
+    size_t i, o = 0;
+
+    while (*login == ' ')
+        login++;
+    for (i = 0; login[i] != '\0' && o + 1 < cap; i++)
+        out[o++] = (char)(login[i] >= 'A' && login[i] <= 'Z' ? login[i] + 32 : login[i]);
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    out[o] = '\0';
+}
+
+static void
+signed_in(struct call *c, struct records *r)
+{
+    char token[SESSION_TOKEN_TEXT + 1];
+    struct session s;
+    json_t *body;
+
+    if (session_create(r, c->acct.id, 0, &c->api->sess, token, &s) != CF_OK) {
+        set_problem(c, 503, "store-unavailable", "Service unavailable",
+                    "The session could not be created. Try again.");
+        return;
+    }
+    session_cookie(c, token, c->api->sess.absolute_s);
+    body = json_pack("{s:o, s:I}", "account", account_json(&c->acct), "expires",
+                     (json_int_t)s.row.expires);
+    if (c->want_token)
+        json_object_set_new(body, "token", json_string(token));
+    sodium_memzero(token, sizeof token);
+    set_json(c, 200, body);
+    snprintf(c->ae.session, sizeof c->ae.session, "%s", s.ref);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+}
+
+static void
+login_hashed(struct pwhash_job *j, enum cf_err rc)
+{
+    struct call *c = j->arg;
+    struct records *r = acquire(c->api);
+    int ok = rc == CF_OK && j->ok && c->found &&
+             strcmp(c->acct.row.state, ACCOUNT_STATE_ACTIVE) == 0;
+
+    if (ok) {
+        struct cf_errmsg em = { "" };
+
+        account_throttle_clear(r, c->k_login);
+        /* Parameters changed since this hash: keep the new one. */
+        if (j->new_hash[0] != '\0' &&
+            account_set_password(r, &c->acct, j->new_hash, 0, &em) != CF_OK)
+            log_warnx("login: could not store a rehashed password");
+        sodium_memzero(j->new_hash, sizeof j->new_hash);
+        signed_in(c, r);
+        http_metric_add(http_server_of(c->ctx), "coffre_logins_total", "outcome=ok", 1);
+    } else {
+        throttle_failed(r, c);
+        invalid_credentials(c);
+        http_metric_add(http_server_of(c->ctx), "coffre_logins_total", "outcome=failed", 1);
+    }
+    release(c->api, r);
+    finish(c);
+}
+
+static void
+h_login(struct http_ctx *ctx, void *app)
+{
+    static const char *const allowed[] = { "login", "password", "want_token", NULL };
+    struct call *c = begin(ctx, app, "login");
+    json_t *body = http_json(ctx);
+    const char *login, *password;
+    char key[API_LOGIN_MAX_BYTES + 1];
+    struct records *r;
+    int64_t wait;
+
+    if (c == NULL)
+        return;
+    login = str_member(body, "login", API_LOGIN_MAX_BYTES);
+    password = str_member(body, "password", PASSWORD_MAX_BYTES);
+    if (http_json_only(body, allowed) != 0 || login == NULL || password == NULL ||
+        password[0] == '\0') {
+        bad_request(c, "Send a JSON object with a login and a password (at most 128 bytes).");
+        finish(c);
+        return;
+    }
+    c->want_token = json_is_true(json_object_get(body, "want_token"));
+    login_key_text(login, key, sizeof key);
+    r = acquire(c->api);
+    wait = throttle_wait(r, c, "login", key);
+    if (wait > 0) {
+        release(c->api, r);
+        throttled(c, wait);
+        finish(c);
+        return;
+    }
+    c->found = account_find(r, login, &c->acct) == CF_OK;
+    c->job.op = PWHASH_VERIFY;
+    c->job.rehash = 1;
+    if (!c->found || account_password_hash(r, &c->acct, c->job.hash) != CF_OK)
+        memcpy(c->job.hash, pwhash_dummy(c->api->pw), PWHASH_STR_BYTES);
+    if (c->found)
+        snprintf(c->ae.actor, sizeof c->ae.actor, "acct:%s", c->acct.id);
+    release(c->api, r);
+    snprintf(c->job.password, sizeof c->job.password, "%s", password);
+    c->job.done = login_hashed;
+    c->job.arg = c;
+    if (pwhash_submit(c->api->pw, &c->job) != CF_OK) {
+        sodium_memzero(c->job.password, sizeof c->job.password);
+        overloaded(c);
+        finish(c);
+    }
+}
+
+/* ---- activation ------------------------------------------------------- */
+
+static void
+activation_failed(struct call *c)
+{
+    /* One answer for an unknown login, a wrong, used or expired code, a
+     * code of another account and a frozen account. */
+    set_problem(c, 401, "activation-failed", "Activation failed",
+                "The login or the activation code is not right, or the code is no longer "
+                "valid. Check both, or ask your school for a new code.");
+}
+
+static void
+activate_hashed(struct pwhash_job *j, enum cf_err rc)
+{
+    struct call *c = j->arg;
+    struct records *r = acquire(c->api);
+    struct cf_errmsg em = { "" };
+
+    if (rc != CF_OK)
+        overloaded(c);
+    else if (account_activate(r, &c->acct, j->hash, &em) != CF_OK) {
+        /* activated meanwhile by someone else: the code was single use */
+        activation_failed(c);
+    } else {
+        account_throttle_clear(r, c->k_login);
+        signed_in(c, r);
+        http_metric_add(http_server_of(c->ctx), "coffre_activations_total", "outcome=ok", 1);
+    }
+    sodium_memzero(j->hash, sizeof j->hash);
+    release(c->api, r);
+    finish(c);
+}
+
+static void
+h_activate(struct http_ctx *ctx, void *app)
+{
+    static const char *const allowed[] = { "login", "code", "password", "want_token", NULL };
+    struct call *c = begin(ctx, app, "account.activate");
+    json_t *body = http_json(ctx);
+    const char *login, *code, *password;
+    char key[API_LOGIN_MAX_BYTES + 1], why[256];
+    struct records *r;
+    int64_t wait;
+    double bits;
+    int ok;
+
+    if (c == NULL)
+        return;
+    login = str_member(body, "login", API_LOGIN_MAX_BYTES);
+    code = str_member(body, "code", API_CODE_MAX_BYTES);
+    password = str_member(body, "password", PASSWORD_MAX_BYTES);
+    if (http_json_only(body, allowed) != 0 || login == NULL || code == NULL ||
+        password == NULL) {
+        bad_request(c, "Send a JSON object with a login, an activation code and a new password.");
+        finish(c);
+        return;
+    }
+    c->want_token = json_is_true(json_object_get(body, "want_token"));
+    login_key_text(login, key, sizeof key);
+    r = acquire(c->api);
+    wait = throttle_wait(r, c, "activate", key);
+    if (wait > 0) {
+        release(c->api, r);
+        throttled(c, wait);
+        finish(c);
+        return;
+    }
+    c->found = account_find(r, login, &c->acct) == CF_OK;
+    if (!c->found) {
+        /* Check the code against a row that can match nothing, so that an
+         * unknown login costs the same as a known one. */
+        memset(&c->acct, 0, sizeof c->acct);
+        snprintf(c->acct.row.compartment, sizeof c->acct.row.compartment, "%s",
+                 keyring_code_at(records_keyring(r), 0));
+    }
+    ok = account_check_code(r, &c->acct, code, (int64_t)time(NULL)) == CF_OK && c->found;
+    if (c->found)
+        snprintf(c->ae.actor, sizeof c->ae.actor, "acct:%s", c->acct.id);
+    if (!ok) {
+        throttle_failed(r, c);
+        release(c->api, r);
+        activation_failed(c);
+        http_metric_add(http_server_of(c->ctx), "coffre_activations_total", "outcome=failed", 1);
+        finish(c);
+        return;
+    }
+    if (account_password_policy(r, &c->acct, password, c->api->min_bits, &bits, why,
+                                sizeof why) != CF_OK) {
+        release(c->api, r);
+        set_problem(c, 422, "weak-password", "Choose another password", why);
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        finish(c);
+        return;
+    }
+    release(c->api, r);
+    c->job.op = PWHASH_HASH;
+    snprintf(c->job.password, sizeof c->job.password, "%s", password);
+    c->job.done = activate_hashed;
+    c->job.arg = c;
+    if (pwhash_submit(c->api->pw, &c->job) != CF_OK) {
+        sodium_memzero(c->job.password, sizeof c->job.password);
+        overloaded(c);
+        finish(c);
+    }
+}
+
+/* ---- password change -------------------------------------------------- */
+
+static void
+password_checked(struct pwhash_job *j, enum cf_err rc)
+{
+    struct call *c = j->arg;
+    struct records *r;
+    struct cf_errmsg em = { "" };
+    uint64_t n;
+
+    if (rc != CF_OK) {
+        overloaded(c);
+        finish(c);
+        return;
+    }
+    if (j->op == PWHASH_VERIFY) {
+        if (!j->ok) {
+            r = acquire(c->api);
+            throttle_failed(r, c);
+            release(c->api, r);
+            set_problem(c, 403, "invalid-credentials", "Password not changed",
+                        "The current password is not right.");
+            finish(c);
+            return;
+        }
+        /* now hash the new one */
+        j->op = PWHASH_HASH;
+        memcpy(j->password, c->new_password, sizeof j->password);
+        sodium_memzero(c->new_password, sizeof c->new_password);
+        if (pwhash_submit(c->api->pw, j) != CF_OK) {
+            sodium_memzero(j->password, sizeof j->password);
+            overloaded(c);
+            finish(c);
+        }
+        return;
+    }
+    r = acquire(c->api);
+    /* The new password and the end of every session made with the old one
+     * commit together, or not at all. */
+    if (store_begin(records_store(r), STORE_TX_NORMAL) != CF_OK ||
+        account_set_password(r, &c->acct, j->hash, 1, &em) != CF_OK ||
+        store_sessions_revoke(records_store(r), c->acct.row.id, NULL, &n) != CF_OK ||
+        store_commit(records_store(r), &em) != CF_OK) {
+        store_rollback(records_store(r));
+        set_problem(c, 503, "store-unavailable", "Service unavailable",
+                    "The password could not be saved. Try again.");
+    } else {
+        signed_in(c, r);
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+    }
+    sodium_memzero(j->hash, sizeof j->hash);
+    release(c->api, r);
+    finish(c);
+}
+
+static void
+h_password(struct http_ctx *ctx, void *app)
+{
+    static const char *const allowed[] = { "current", "new", "want_token", NULL };
+    struct call *c = begin(ctx, app, "account.password");
+    json_t *body = http_json(ctx);
+    const char *cur, *new;
+    struct records *r;
+    struct session s;
+    char why[256];
+    double bits;
+
+    if (c == NULL)
+        return;
+    cur = str_member(body, "current", PASSWORD_MAX_BYTES);
+    new = str_member(body, "new", PASSWORD_MAX_BYTES);
+    r = acquire(c->api);
+    if (authenticate(c, r, AUTH_ANY, &s) != 0) {
+        release(c->api, r);
+        finish(c);
+        return;
+    }
+    if (http_json_only(body, allowed) != 0 || cur == NULL || new == NULL) {
+        release(c->api, r);
+        bad_request(c, "Send a JSON object with the current and the new password.");
+        finish(c);
+        return;
+    }
+    c->want_token = json_is_true(json_object_get(body, "want_token"));
+    {
+        int64_t wait = throttle_wait(r, c, "password", c->acct.id);
+
+        if (wait > 0) {
+            release(c->api, r);
+            throttled(c, wait);
+            finish(c);
+            return;
+        }
+    }
+    if (account_password_policy(r, &c->acct, new, c->api->min_bits, &bits, why,
+                                sizeof why) != CF_OK ||
+        account_password_hash(r, &c->acct, c->job.hash) != CF_OK) {
+        release(c->api, r);
+        set_problem(c, 422, "weak-password", "Choose another password", why);
+        finish(c);
+        return;
+    }
+    release(c->api, r);
+    c->job.op = PWHASH_VERIFY;
+    snprintf(c->job.password, sizeof c->job.password, "%s", cur);
+    snprintf(c->new_password, sizeof c->new_password, "%s", new);
+    c->job.done = password_checked;
+    c->job.arg = c;
+    if (pwhash_submit(c->api->pw, &c->job) != CF_OK) {
+        sodium_memzero(c->job.password, sizeof c->job.password);
+        sodium_memzero(c->new_password, sizeof c->new_password);
+        overloaded(c);
+        finish(c);
+    }
+}
+
+/* ---- sessions --------------------------------------------------------- */
+
+static void
+h_whoami(struct http_ctx *ctx, void *app)
+{
+    struct call *c = begin(ctx, app, "session.read");
+    struct records *r;
+    struct session s;
+
+    if (c == NULL)
+        return;
+    r = acquire(c->api);
+    if (authenticate(c, r, AUTH_ANY, &s) == 0) {
+        set_json(c, 200, json_pack("{s:o, s:{s:s, s:I, s:I, s:i}}", "account",
+                                   account_json(&c->acct), "session", "ref", s.ref,
+                                   "created", (json_int_t)s.row.created, "expires",
+                                   (json_int_t)s.row.expires, "mfa_level", s.row.mfa_level));
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+    }
+    release(c->api, r);
+    finish(c);
+}
+
+static void
+h_logout(struct http_ctx *ctx, void *app)
+{
+    struct call *c = begin(ctx, app, "session.logout");
+    struct records *r;
+    struct session s;
+
+    if (c == NULL)
+        return;
+    r = acquire(c->api);
+    if (authenticate(c, r, AUTH_ANY, &s) == 0) {
+        if (session_revoke(r, &s) == CF_OK) {
+            set_json(c, 200, json_pack("{s:b}", "signed_out", 1));
+            snprintf(c->set_cookie, sizeof c->set_cookie,
+                     "%s=; HttpOnly;%s SameSite=Strict; Path=/; Max-Age=0", SESSION_COOKIE,
+                     http_is_plain_loopback(ctx) ? "" : " Secure;");
+            snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+        } else
+            set_problem(c, 503, "store-unavailable", "Service unavailable",
+                        "The session could not be ended. Try again.");
+    }
+    release(c->api, r);
+    finish(c);
+}
+
+static int
+session_item(void *arg, const struct session *s)
+{
+    json_t *list = arg;
+    int64_t now = (int64_t)time(NULL);
+
+    json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:b}", "ref", s->ref,
+        "created", (json_int_t)s->row.created, "last_used", (json_int_t)s->row.last_used,
+        "expires", (json_int_t)s->row.expires,
+        "live", !s->row.revoked && now < s->row.expires));
+    return 0;
+}
+
+static void
+h_sessions(struct http_ctx *ctx, void *app)
+{
+    struct call *c = begin(ctx, app, "session.list");
+    struct records *r;
+    struct session s;
+    json_t *list;
+
+    if (c == NULL)
+        return;
+    r = acquire(c->api);
+    if (authenticate(c, r, AUTH_READY, &s) == 0) {
+        list = json_array();
+        if (session_list(r, c->acct.id, 100, session_item, list) == CF_OK) {
+            set_json(c, 200, json_pack("{s:o, s:s}", "sessions", list, "current", s.ref));
+            snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+        } else {
+            json_decref(list);
+            set_problem(c, 503, "store-unavailable", "Service unavailable", "Try again.");
+        }
+    }
+    release(c->api, r);
+    finish(c);
+}
+
+static void
+h_session_revoke(struct http_ctx *ctx, void *app)
+{
+    struct call *c = begin(ctx, app, "session.revoke");
+    struct records *r;
+    struct session s;
+    enum cf_err rc;
+
+    if (c == NULL)
+        return;
+    r = acquire(c->api);
+    if (authenticate(c, r, AUTH_ANY, &s) == 0) {
+        rc = session_revoke_ref(r, c->acct.id, http_path_rest(ctx));
+        if (rc == CF_OK) {
+            set_json(c, 200, json_pack("{s:b}", "revoked", 1));
+            snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+        } else
+            set_problem(c, 404, "not-found", "No such session",
+                        "None of your sessions has this reference.");
+    }
+    release(c->api, r);
+    finish(c);
+}
+
+/* ---- administration --------------------------------------------------- */
+
+/* The admin's scope: their académie, optionally one establishment of it. */
+static int
+admin_scope(struct call *c, struct records *r, json_t *body, struct incident_scope *sc,
+            char est[RECORD_ID_HEX + 1])
+{
+    const char *uai = str_member(body, "establishment", API_SCOPE_MAX_BYTES);
+    struct record *e;
+
+    sc->academie = c->acct.row.compartment;
+    sc->establishment_id = NULL;
+    if (json_object_get(body, "establishment") == NULL)
+        return 0;
+    e = malloc(sizeof *e);
+    if (uai == NULL || e == NULL ||
+        records_find(r, REC_ESTABLISHMENT, "uai", uai, 0, e, NULL) != CF_OK ||
+        strcmp(e->compartment, c->acct.row.compartment) != 0) {
+        free(e);
+        set_problem(c, 404, "not-found", "No such establishment",
+                    "No establishment of your académie has this UAI.");
+        return -1;
+    }
+    memcpy(est, e->id, RECORD_ID_HEX + 1);
+    free(e);
+    sc->establishment_id = est;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    enum incident what;
+} incidents[] = {
+    { "freeze-unactivated", INCIDENT_FREEZE_UNACTIVATED },
+    { "revoke-sessions", INCIDENT_REVOKE_SESSIONS },
+    { "force-password-reset", INCIDENT_FORCE_PASSWORD_RESET },
+};
+
+static void
+h_incident(struct http_ctx *ctx, void *app)
+{
+    static const char *const allowed[] = { "establishment", "dry_run", NULL };
+    struct call *c = begin(ctx, app, "incident");
+    json_t *body = http_json(ctx);
+    struct incident_scope sc;
+    struct cf_errmsg em = { "" };
+    char est[RECORD_ID_HEX + 1];
+    struct records *r;
+    struct session s;
+    uint64_t n;
+    size_t i;
+    int dry;
+    enum cf_err rc;
+
+    if (c == NULL)
+        return;
+    for (i = 0; i < sizeof incidents / sizeof incidents[0]; i++)
+        if (strcmp(http_path_rest(ctx), incidents[i].name) == 0)
+            break;
+    if (i < sizeof incidents / sizeof incidents[0])
+        snprintf(c->ae.action, sizeof c->ae.action, "incident.%s", incidents[i].name);
+    r = acquire(c->api);
+    if (authenticate(c, r, AUTH_ADMIN, &s) != 0)
+        goto out;
+    if (i == sizeof incidents / sizeof incidents[0]) {
+        set_problem(c, 404, "not-found", "No such incident command",
+                    "Use freeze-unactivated, revoke-sessions or force-password-reset.");
+        goto out;
+    }
+    if (http_json_only(body, allowed) != 0) {
+        bad_request(c, "Only 'establishment' (a UAI) and 'dry_run' are accepted.");
+        goto out;
+    }
+    if (admin_scope(c, r, body, &sc, est) != 0)
+        goto out;
+    dry = json_is_true(json_object_get(body, "dry_run"));
+    snprintf(c->ae.subject, sizeof c->ae.subject, "%s%s%s", sc.academie,
+             sc.establishment_id ? "," : "", sc.establishment_id ? sc.establishment_id : "");
+    rc = dry ? account_incident_count(r, incidents[i].what, &sc, &n)
+             : account_incident_run(r, incidents[i].what, &sc, NULL, &n, &em);
+    if (rc != CF_OK) {
+        set_problem(c, http_status_of(rc), "incident-failed", "Nothing was changed",
+                    "The command failed and was rolled back.");
+        goto out;
+    }
+    set_json(c, 200, json_pack("{s:s, s:b, s:I}", "incident", incidents[i].name,
+                               "dry_run", dry, "count", (json_int_t)n));
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+    if (dry)
+        snprintf(c->ae.action, sizeof c->ae.action, "incident.%s.count", incidents[i].name);
+out:
+    release(c->api, r);
+    finish(c);
+}
+
+static void
+h_provision(struct http_ctx *ctx, void *app)
+{
+    static const char *const allowed[] = { "role", "person_id", "login", "code_days", NULL };
+    struct call *c = begin(ctx, app, "account.provision");
+    json_t *body = http_json(ctx);
+    struct account_provision in = { 0 };
+    struct account *a = NULL;
+    struct cf_errmsg em = { "" };
+    char code[ACTIVATION_CODE_TEXT + 1];
+    const char *role;
+    struct records *r;
+    struct session s;
+    json_t *days;
+    enum cf_err rc;
+
+    if (c == NULL)
+        return;
+    r = acquire(c->api);
+    if (authenticate(c, r, AUTH_ADMIN, &s) != 0)
+        goto out;
+    role = str_member(body, "role", 32);
+    days = json_object_get(body, "code_days");
+    if (http_json_only(body, allowed) != 0 || role == NULL ||
+        account_role_parse(role, &in.role) != 0 ||
+        (days != NULL && (!json_is_integer(days) || json_integer_value(days) < 1 ||
+                          json_integer_value(days) > ACTIVATION_MAX_DAYS))) {
+        bad_request(c, "Send a role, and a person_id (or a login for administrative roles).");
+        goto out;
+    }
+    in.person_id = str_member(body, "person_id", RECORD_ID_HEX);
+    in.login = str_member(body, "login", ACCOUNT_LOGIN_MAX);
+    in.academie = c->acct.row.compartment;
+    in.code_days = days != NULL ? (unsigned)json_integer_value(days) : 0;
+    a = malloc(sizeof *a);
+    /* An administrator provisions in their own académie only: the person's
+     * compartment is known once provisioned, so check inside a transaction
+     * and roll back. */
+    rc = a == NULL ? CF_ERR_NOMEM : store_begin(records_store(r), STORE_TX_NORMAL);
+    if (rc == CF_OK)
+        rc = account_provision(r, &in, a, code, &em);
+    if (rc == CF_OK && strcmp(a->row.compartment, c->acct.row.compartment) != 0)
+        rc = cf_fail(&em, CF_ERR_DENIED, "this person belongs to another académie");
+    if (rc == CF_OK)
+        rc = store_commit(records_store(r), &em);
+    else if (a != NULL)
+        store_rollback(records_store(r));
+    if (rc != CF_OK) {
+        set_problem(c, http_status_of(rc), "provision-failed", "Account not created",
+                    em.msg[0] != '\0' ? em.msg : "The account could not be created.");
+        goto out;
+    }
+    snprintf(c->ae.subject, sizeof c->ae.subject, "%s", a->id);
+    set_json(c, 201, json_pack("{s:o, s:s, s:I}", "account", account_json(a),
+                               "activation_code", code, "code_expires",
+                               (json_int_t)a->row.code_expires));
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+    sodium_memzero(code, sizeof code);
+out:
+    free(a);
+    release(c->api, r);
+    finish(c);
+}
+
+/* ---- the route table -------------------------------------------------- */
+
+static const struct http_route routes[] = {
+    { "POST",   "/api/v1/login",          HTTP_PREAUTH | HTTP_JSON_BODY, h_login,    "login" },
+    { "POST",   "/api/v1/activate",       HTTP_PREAUTH | HTTP_JSON_BODY, h_activate, "activate" },
+    { "POST",   "/api/v1/password",       HTTP_PREAUTH | HTTP_JSON_BODY, h_password, "password" },
+    { "GET",    "/api/v1/session",        0,                             h_whoami,   "session" },
+    { "POST",   "/api/v1/logout",         0,                             h_logout,   "logout" },
+    { "GET",    "/api/v1/sessions",       0,                             h_sessions, "sessions" },
+    { "DELETE", "/api/v1/sessions/*",     0,                       h_session_revoke, "session_revoke" },
+    { "POST",   "/api/v1/accounts",       HTTP_JSON_BODY,                h_provision, "provision" },
+    { "POST",   "/api/v1/incidents/*",    HTTP_JSON_BODY,                h_incident, "incident" },
+};
+
+/* ---- serving ---------------------------------------------------------- */
+
+static uint64_t
+audit_depth(void *arg)
+{
+    return audit_queue_depth(arg);
+}
+
+static enum cf_err
+lock_data_dir(const char *dir, int *fd, struct cf_errmsg *em)
+{
+    char path[4096];
+
+    snprintf(path, sizeof path, "%s/serve.lock", dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return cf_fail(em, CF_ERR_IO, "'%s': cannot open: %s", path, strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        close(*fd);
+        return cf_fail(em, CF_ERR_DENIED, "another coffre server is running on '%s'", dir);
+    }
+    return CF_OK;
+}
+
+static void
+api_free(struct api *api)
+{
+    size_t i;
+
+    pwhash_stop(api->pw);
+    audit_close(api->audit);
+    keyring_free(api->audit_kr);
+    for (i = 0; i < api->rp.nfree; i++)
+        records_close(api->rp.free[i]);
+    free(api->rp.free);
+    pthread_mutex_destroy(&api->rp.mu);
+    pthread_cond_destroy(&api->rp.cv);
+}
+
+enum cf_err
+api_serve(const struct api_opts *o, struct cf_errmsg *em)
+{
+    static const struct throttle_policy th_acct = THROTTLE_ACCOUNT, th_addr = THROTTLE_ADDRESS;
+    struct pwhash_opts po = { o->hash_workers, o->hash_queue, o->hash_t, o->hash_m };
+    struct http_opts ho = { 0 };
+    struct api api;
+    char krpath[4096];
+    enum cf_err rc = CF_OK;
+    size_t i;
+    int lockfd;
+
+    memset(&api, 0, sizeof api);
+    pthread_mutex_init(&api.rp.mu, NULL);
+    pthread_cond_init(&api.rp.cv, NULL);
+    api.sess.idle_s = o->session_idle_s ? o->session_idle_s : 30 * 60;
+    api.sess.absolute_s = o->session_absolute_s ? o->session_absolute_s : 12 * 3600;
+    api.th_account = th_acct;
+    api.th_address = th_addr;
+    if (o->addr_free_failures)
+        api.th_address.free = o->addr_free_failures;
+    api.min_bits = o->password_min_bits ? o->password_min_bits : PASSWORD_MIN_BITS_DEFAULT;
+    if ((rc = lock_data_dir(o->data_dir, &lockfd, em)) != CF_OK)
+        return rc;
+
+    /* The audit gets its own keyring: it advances the audit epoch. */
+    if (o->keyring_path != NULL)
+        snprintf(krpath, sizeof krpath, "%s", o->keyring_path);
+    else
+        snprintf(krpath, sizeof krpath, "%s/keyring", o->data_dir);
+    if ((rc = keyring_load(krpath, &api.audit_kr, em)) != CF_OK ||
+        (rc = audit_open(o->data_dir, api.audit_kr, &o->audit, &api.audit, em)) != CF_OK ||
+        (rc = pwhash_start(&po, &api.pw, em)) != CF_OK)
+        goto out;
+    ho.listen = o->listen;
+    ho.threads = o->http_threads;
+    ho.tls_cert = o->tls_cert;
+    ho.tls_key = o->tls_key;
+    ho.insecure_http = o->insecure_http;
+    ho.trusted_proxies = o->trusted_proxies;
+    ho.routes = routes;
+    ho.nroutes = sizeof routes / sizeof routes[0];
+    ho.app = &api;
+    /* One records handle per thread that may hold one. */
+    api.rp.n = (ho.threads ? ho.threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN)) +
+               pwhash_workers(api.pw) + 1;
+    api.rp.free = calloc(api.rp.n, sizeof *api.rp.free);
+    if (api.rp.free == NULL) {
+        rc = cf_fail(em, CF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < api.rp.n && rc == CF_OK; i++)
+        if ((rc = records_open(o->data_dir, o->keyring_path, &api.rp.free[i], em)) == CF_OK)
+            api.rp.nfree++;
+    if (rc != CF_OK)
+        goto out;
+    if ((rc = http_start(&ho, &api.http, em)) != CF_OK)
+        goto out;
+    if (http_metric_gauge_fn(api.http, "coffre_audit_queue_depth",
+                             "Audit entries waiting for the writer", audit_depth, api.audit) != CF_OK)
+        log_warnx("metrics: cannot register the audit queue gauge");
+    log_kv(LOG_INFO, "serving", "listen", o->listen, "data", o->data_dir, (const char *)NULL);
+    http_wait(api.http);
+    http_stop(api.http);
+    log_kv(LOG_INFO, "stopped", (const char *)NULL);
+out:
+    api_free(&api);
+    close(lockfd);
+    return rc;
+}
