@@ -7,7 +7,7 @@
 #   make bench      benchmarks in bench/ (prints tables)
 #   make deps       install the Debian packages the build and tests need
 
-PKGS     := libsodium sqlite3 libutf8proc jansson
+PKGS     := libsodium sqlite3 libutf8proc jansson libmicrohttpd
 CC       ?= cc
 BUILD    ?= build
 DATA     ?= demo-data
@@ -29,11 +29,11 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o
 SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-BENCHES  := bench_seal bench_import
+BENCHES  := bench_seal bench_import bench_audit
 
 .PHONY: all run test unit asan e2e bench deps test-deps clean
 all: $(BUILD)/coffre

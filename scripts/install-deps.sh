@@ -5,7 +5,7 @@
 #   test:  build + cmocka, node (e2e runner), sanitizer runtimes
 set -eu
 
-BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev libzxcvbn-dev"
+BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev libzxcvbn-dev libmicrohttpd-dev"
 TEST_PKGS="$BUILD_PKGS libcmocka-dev nodejs sqlite3"
 
 case "${1:-build}" in

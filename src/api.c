@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -387,8 +386,8 @@ signed_in(struct call *c, struct records *r)
         return;
     }
     session_cookie(c, token, c->api->sess.absolute_s);
-    body = json_pack("{s:o, s:I}", "account", account_json(&c->acct), "expires",
-                     (json_int_t)s.row.expires);
+    body = json_pack("{s:o, s:{s:s, s:I}}", "account", account_json(&c->acct), "session",
+                     "ref", s.ref, "expires", (json_int_t)s.row.expires);
     if (c->want_token)
         json_object_set_new(body, "token", json_string(token));
     sodium_memzero(token, sizeof token);
@@ -988,22 +987,6 @@ audit_depth(void *arg)
     return audit_queue_depth(arg);
 }
 
-static enum cf_err
-lock_data_dir(const char *dir, int *fd, struct cf_errmsg *em)
-{
-    char path[4096];
-
-    snprintf(path, sizeof path, "%s/serve.lock", dir);
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (*fd < 0)
-        return cf_fail(em, CF_ERR_IO, "'%s': cannot open: %s", path, strerror(errno));
-    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        close(*fd);
-        return cf_fail(em, CF_ERR_DENIED, "another coffre server is running on '%s'", dir);
-    }
-    return CF_OK;
-}
-
 static void
 api_free(struct api *api)
 {
@@ -1041,7 +1024,7 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     if (o->addr_free_failures)
         api.th_address.free = o->addr_free_failures;
     api.min_bits = o->password_min_bits ? o->password_min_bits : PASSWORD_MIN_BITS_DEFAULT;
-    if ((rc = lock_data_dir(o->data_dir, &lockfd, em)) != CF_OK)
+    if ((rc = records_lock_dir(o->data_dir, &lockfd, em)) != CF_OK)
         return rc;
 
     /* The audit gets its own keyring: it advances the audit epoch. */
@@ -1080,7 +1063,13 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     if (http_metric_gauge_fn(api.http, "coffre_audit_queue_depth",
                              "Audit entries waiting for the writer", audit_depth, api.audit) != CF_OK)
         log_warnx("metrics: cannot register the audit queue gauge");
-    log_kv(LOG_INFO, "serving", "listen", o->listen, "data", o->data_dir, (const char *)NULL);
+    {
+        char port[16];
+
+        snprintf(port, sizeof port, "%u", http_port(api.http));
+        log_kv(LOG_INFO, "serving", "listen", o->listen, "port", port, "data", o->data_dir,
+               (const char *)NULL);
+    }
     http_wait(api.http);
     http_stop(api.http);
     log_kv(LOG_INFO, "stopped", (const char *)NULL);

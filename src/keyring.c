@@ -49,6 +49,7 @@ struct keyring {
     char node[33];
     uint64_t epoch;
     uint8_t *seed;
+    int seed_dropped;       /* this copy no longer holds the audit seed */
     size_t n;
     struct compartment comp[KEYRING_MAX_COMPARTMENTS];
 };
@@ -160,7 +161,14 @@ keyring_audit_epoch(const struct keyring *kr)
 const uint8_t *
 keyring_audit_seed(const struct keyring *kr)
 {
-    return kr->seed;
+    return kr->seed_dropped ? NULL : kr->seed;
+}
+
+void
+keyring_drop_audit_seed(struct keyring *kr)
+{
+    sodium_memzero(kr->seed, KEYRING_SEED_BYTES);
+    kr->seed_dropped = 1;
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -647,8 +655,8 @@ keyring_audit_advance(struct keyring *kr, struct cf_errmsg *em)
     size_t len;
     enum cf_err rc;
 
-    if (kr->path[0] == '\0')
-        return cf_fail(em, CF_ERR_INPUT, "keyring: not loaded from a file");
+    if (kr->path[0] == '\0' || kr->seed_dropped)
+        return cf_fail(em, CF_ERR_INPUT, "keyring: not the audit writer's copy");
     next = sodium_malloc(KEYRING_SEED_BYTES);
     buf = sodium_malloc(KEYRING_FILE_MAX_BYTES);
     if (next == NULL || buf == NULL) {

@@ -72,6 +72,11 @@ const uint8_t *keyring_audit_seed(const struct keyring *kr);
  * changed, in memory or on disk.  Whoever steals the keyring later cannot
  * recompute an earlier seed.
  */
+/* Wipes the audit seed from this copy of the keyring (its epoch stays):
+ * every copy but the audit writer's drops it at once, so no process keeps
+ * an old epoch's seed in memory.  keyring_audit_seed then returns NULL. */
+void keyring_drop_audit_seed(struct keyring *kr);
+
 void keyring_audit_next_seed(const uint8_t seed[KEYRING_SEED_BYTES],
                              uint8_t next[KEYRING_SEED_BYTES]);
 enum cf_err keyring_audit_advance(struct keyring *kr, struct cf_errmsg *em)

@@ -12,6 +12,8 @@
  * with one sealed value per present field (seal.h).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,6 +440,8 @@ open_with(const char *data_dir, const char *keyring_path, int create,
         return cf_fail(em, CF_ERR_NOMEM, "out of memory");
     if ((rc = keyring_load(keyring_path, &r->kr, em)) != CF_OK)
         goto fail;
+    /* Records never sign: only the audit writer's copy keeps the seed. */
+    keyring_drop_audit_seed(r->kr);
     if ((rc = store_open(store_path, create, &r->st, em)) != CF_OK)
         goto fail;
     ictx = (struct install_ctx){ r->kr, keyring_path, em, CF_OK };
@@ -498,6 +502,26 @@ records_init(const char *data_dir, const char *const *codes, size_t n,
         sodium_memzero(seed_out, 32);
     }
     return rc;
+}
+
+enum cf_err
+records_lock_dir(const char *data_dir, int *fd, struct cf_errmsg *em)
+{
+    char path[4096];
+
+    snprintf(path, sizeof path, "%s/serve.lock", data_dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return cf_fail(em, errno == ENOENT ? CF_ERR_NOTFOUND : CF_ERR_IO,
+                       "'%s': cannot open: %s", path, strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        close(*fd);
+        *fd = -1;
+        return cf_fail(em, CF_ERR_DENIED,
+                       "a coffre server (or another command) is using '%s': use its "
+                       "admin API, or stop it first", data_dir);
+    }
+    return CF_OK;
 }
 
 void

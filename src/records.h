@@ -78,6 +78,16 @@ enum cf_err records_open(const char *data_dir, const char *keyring_path,
     WARN_UNUSED;
 void records_close(struct records *r);       /* NULL is a no-op */
 
+/*
+ * Takes the data directory's writer lock (DIR/serve.lock, flock): held by
+ * `coffre serve` for its lifetime and by each audited CLI command, so that
+ * one process at a time writes the audit trail and advances its epochs.
+ * CF_ERR_DENIED when another process holds it.  *fd is the lock: close it
+ * to release.
+ */
+enum cf_err records_lock_dir(const char *data_dir, int *fd,
+                             struct cf_errmsg *em) WARN_UNUSED;
+
 /* Creates data_dir, its keyring and its store, with data key version 1 per
  * académie.  Refuses an existing keyring.  seed_out gets the initial audit
  * seed for the auditor. */
