@@ -2,7 +2,7 @@
 // keyring handling, compartments, rotation, and bad input changing nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync, readFileSync, writeFileSync, existsSync, copyFileSync, chmodSync } from 'node:fs';
+import { statSync, readFileSync, writeFileSync, existsSync, copyFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { coffre, sh, tempDir, fixture, addStudent, BIN } from './helpers.mjs';
@@ -199,10 +199,17 @@ test('keys export: a regional keyring opens its own compartment only', (t) => {
   assert.equal(ex.code, 0, ex.err);
   assert.equal(statSync(out).mode & 0o777, 0o600);
   assert.doesNotMatch(readFileSync(out, 'utf8'), /^kek 02 /m);
-  let r = coffre(['student', 'get', '--data', f.data, '--keyring', out, a]);
+  // A regional node: its own directory with a copy of the store and the
+  // exported keyring (and its own audit trail).
+  const region = join(f.root, 'region');
+  mkdirSync(region, { mode: 0o700 });
+  copyFileSync(join(f.data, 'coffre.db'), join(region, 'coffre.db'));
+  copyFileSync(out, join(region, 'keyring'));
+  chmodSync(join(region, 'keyring'), 0o600);
+  let r = coffre(['student', 'get', '--data', region, a]);
   assert.equal(r.code, 0, r.err);
   assert.equal(JSON.parse(r.out).family_name, 'LYONNAIS');
-  r = coffre(['student', 'get', '--data', f.data, '--keyring', out, b]);
+  r = coffre(['student', 'get', '--data', region, b]);
   assert.equal(r.code, 1);
   assert.match(r.err, /holds no key for compartment 02 \(Aix-Marseille\)/);
   assert.doesNotMatch(r.err, /MARSEILLAIS/);
@@ -211,7 +218,7 @@ test('keys export: a regional keyring opens its own compartment only', (t) => {
   assert.equal(JSON.parse(r.out).family_name, 'MARSEILLAIS');
   // never overwrites, and refuses a compartment it does not hold
   assert.equal(coffre(['keys', 'export', '--data', f.data, '--compartment', '10', '--out', out]).code, 1);
-  r = coffre(['keys', 'export', '--data', f.data, '--keyring', out, '--compartment', '02', '--out', join(f.root, 'x')]);
+  r = coffre(['keys', 'export', '--data', region, '--compartment', '02', '--out', join(f.root, 'x')]);
   assert.equal(r.code, 1);
   assert.match(r.err, /no compartment '02'/);
 });
