@@ -1,0 +1,111 @@
+// server.mjs - start a real coffre server for a test: temp data dir, random
+// port on 127.0.0.1, stopped with SIGTERM at the end.  Client requests can
+// come from any 127.0.0.0/8 address (all loopback) to play many clients.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { once } from 'node:events';
+import { coffre, BIN } from './helpers.mjs';
+
+// Cheap Argon2id for functional tests; the flood test uses the defaults.
+export const FAST_HASH = ['--hash-t', '1', '--hash-m-kib', '1024'];
+
+export async function startServer(t, data, extra = []) {
+  const child = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  let port = 0;
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${log}`)), 15000);
+    child.stderr.on('data', (d) => {
+      log += d.toString();
+      const m = log.match(/"msg":"serving"[^\n]*"port":"(\d+)"/);
+      if (m && !port) {
+        port = Number(m[1]);
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); if (!port) reject(new Error(`server exited ${code}: ${log}`)); });
+  });
+  await ready;
+  const srv = {
+    child, port, get log() { return log; },
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const [code] = await once(child, 'exit');
+      return code;
+    },
+    kill9() { child.kill('SIGKILL'); return once(child, 'exit'); },
+  };
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  return srv;
+}
+
+const agents = new Map();
+function agentFor(localAddress) {
+  const key = localAddress ?? 'default';
+  if (!agents.has(key)) agents.set(key, new http.Agent({ keepAlive: true, maxSockets: 64, localAddress }));
+  return agents.get(key);
+}
+
+// One request; resolves { status, headers, body (string), json }.
+export function request(port, method, path, { body, headers = {}, from, cookie, token, raw } = {}) {
+  return new Promise((resolve, reject) => {
+    const h = { ...headers };
+    let payload = null;
+    if (body !== undefined) {
+      payload = raw ? body : JSON.stringify(body);
+      if (!h['Content-Type']) h['Content-Type'] = 'application/json';
+      h['Content-Length'] = Buffer.byteLength(payload);
+    }
+    if (cookie) h.Cookie = cookie;
+    if (token) h.Authorization = `Bearer ${token}`;
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: h, agent: agentFor(from),
+                               timeout: 30000 }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { data += c; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(data); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, body: data, json });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    if (payload !== null) req.write(payload);
+    req.end();
+  });
+}
+
+export function closeAgents() {
+  for (const a of agents.values()) a.destroy();
+  agents.clear();
+}
+
+export function cookieOf(res) {
+  const c = res.headers['set-cookie'];
+  return c ? c[0].split(';')[0] : null;
+}
+
+// Provisions an account for the first student of a demo establishment and
+// returns { login, code }.
+export function provisionStudent(data, ine) {
+  const s = coffre(['student', 'find', '--data', data, '--ine', ine]);
+  if (s.code !== 0) throw new Error(s.err);
+  const id = JSON.parse(s.out).id;
+  const p = coffre(['account', 'provision', '--data', data, '--role', 'student', '--person', id]);
+  if (p.code !== 0) throw new Error(p.err);
+  return { login: p.out.match(/^login (\S+)/m)[1], code: p.out.match(/activation code (\S+)/)[1],
+           account: p.out.match(/^id (\S+)/m)[1], person: id };
+}
+
+export function provisionAdmin(data, login = 'admin.lyon') {
+  const p = coffre(['account', 'provision', '--data', data, '--role', 'academie_admin',
+    '--academie', '10', '--login', login]);
+  if (p.code !== 0) throw new Error(p.err);
+  return { login, code: p.out.match(/activation code (\S+)/)[1] };
+}
+
+export const STRONG = 'girafe tambour nuage citron';
