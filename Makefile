@@ -35,7 +35,7 @@ SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 BENCHES  := bench_seal bench_import bench_audit
 
-.PHONY: all run test unit asan e2e bench deps test-deps clean
+.PHONY: all run test unit asan e2e bench bench-deps deps test-deps clean
 all: $(BUILD)/coffre
 
 deps:
@@ -81,13 +81,18 @@ test: test-deps
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@scripts/run-demo.sh $(BUILD)/coffre $(DATA)
+	@scripts/run-demo.sh $(BUILD)/coffre $(DATA) $(LISTEN)
 
 $(BUILD)/bench_%: bench/%.c $(OBJS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(OBJS) $(LDLIBS)
 
-bench: deps $(BENCHES:%=$(BUILD)/%)
+bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw
 	@for b in $(BENCHES); do $(BUILD)/$$b || exit 1; done
+	@bench/login.sh $(BUILD)/coffre
+	@bench/http.sh $(BUILD)/coffre
+
+bench-deps:
+	@scripts/install-deps.sh bench
 
 clean:
 	rm -rf build build-asan

@@ -1,17 +1,20 @@
 #!/bin/sh
-# install-deps.sh build|test - installs the Debian packages coffre needs
+# install-deps.sh build|test|bench - installs the Debian packages coffre needs
 # when some are missing.  Idempotent; prints nothing when all is there.
 #   build: compiler, pkg-config and the libraries the daemon links
-#   test:  build + cmocka, node (e2e runner), sanitizer runtimes
+#   test:  build + cmocka, node (e2e runner), sqlite3 (tests tamper with stores)
+#   bench: build + wrk, node, sqlite3
 set -eu
 
 BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev libzxcvbn-dev libmicrohttpd-dev"
 TEST_PKGS="$BUILD_PKGS libcmocka-dev nodejs sqlite3"
+BENCH_PKGS="$BUILD_PKGS nodejs sqlite3 wrk"
 
 case "${1:-build}" in
     build) want=$BUILD_PKGS ;;
     test)  want=$TEST_PKGS ;;
-    *) echo "usage: $0 build|test" >&2; exit 2 ;;
+    bench) want=$BENCH_PKGS ;;
+    *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -598,9 +598,10 @@ account_activate(struct records *r, struct account *a, const char *hash,
 
 enum cf_err
 account_set_password(struct records *r, struct account *a, const char *hash,
-                     struct cf_errmsg *em)
+                     int clear_reset, struct cf_errmsg *em)
 {
-    a->row.reset_required = 0;
+    if (clear_reset)
+        a->row.reset_required = 0;
     return save_with_password(r, a, hash, em);
 }
 

@@ -113,10 +113,11 @@ enum cf_err account_password_hash(struct records *r, const struct account *a,
 /* Activation: state active, the hash sealed, the code gone. */
 enum cf_err account_activate(struct records *r, struct account *a,
                              const char *hash, struct cf_errmsg *em) WARN_UNUSED;
-/* A new hash (rehash at login, password change); clears reset_required. */
+/* A new hash: a password change (clear_reset != 0 clears reset_required)
+ * or a rehash at sign-in with new parameters (clear_reset == 0). */
 enum cf_err account_set_password(struct records *r, struct account *a,
-                                 const char *hash, struct cf_errmsg *em)
-    WARN_UNUSED;
+                                 const char *hash, int clear_reset,
+                                 struct cf_errmsg *em) WARN_UNUSED;
 
 /* ---- throttling --------------------------------------------------------
  * Failures are counted per opaque key (a keyed hash of what is throttled),

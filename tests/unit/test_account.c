@@ -455,7 +455,9 @@ test_incidents(void **state)
     assert_int_equal(session_lookup(f->r, tok, &o, time(NULL), &s), CF_ERR_AUTH);
     assert_int_equal(session_list(f->r, other.id, 10, count_sessions, &live), CF_OK);
     assert_int_equal(live, 2);          /* listed, both revoked */
-    assert_int_equal(account_set_password(f->r, &other, hash, &em), CF_OK);
+    assert_int_equal(account_set_password(f->r, &other, hash, 0, &em), CF_OK);
+    assert_int_equal(other.row.reset_required, 1);
+    assert_int_equal(account_set_password(f->r, &other, hash, 1, &em), CF_OK);
     assert_int_equal(other.row.reset_required, 0);
 }
 
