@@ -569,6 +569,17 @@ account_password_hash(struct records *r, const struct account *a,
     return rc;
 }
 
+int
+account_signin_target(struct records *r, const char *login, const char *dummy,
+                      struct account *out, char hash[PWHASH_STR_BYTES])
+{
+    int found = account_find(r, login, out) == CF_OK;
+
+    if (!found || account_password_hash(r, out, hash) != CF_OK)
+        memcpy(hash, dummy, PWHASH_STR_BYTES);
+    return found;
+}
+
 static enum cf_err
 save_with_password(struct records *r, struct account *a, const char *hash,
                    struct cf_errmsg *em)

@@ -106,6 +106,15 @@ enum cf_err account_password_policy(struct records *r, const struct account *a,
                                     double *bits, char *why, size_t cap)
     WARN_UNUSED;
 
+/*
+ * What a sign-in verifies against: the account's hash, or `dummy` (the
+ * pool's) when the login is unknown or has no password yet, so that every
+ * sign-in costs exactly one Argon2id verification and timing tells nothing.
+ * Returns 1 when the login names an account (out filled), 0 otherwise.
+ */
+int account_signin_target(struct records *r, const char *login, const char *dummy,
+                          struct account *out, char hash[PWHASH_STR_BYTES]);
+
 /* Opens the sealed password hash; CF_ERR_NOTFOUND before activation. */
 enum cf_err account_password_hash(struct records *r, const struct account *a,
                                   char out[PWHASH_STR_BYTES]) WARN_UNUSED;

@@ -455,11 +455,9 @@ h_login(struct http_ctx *ctx, void *app)
         finish(c);
         return;
     }
-    c->found = account_find(r, login, &c->acct) == CF_OK;
     c->job.op = PWHASH_VERIFY;
     c->job.rehash = 1;
-    if (!c->found || account_password_hash(r, &c->acct, c->job.hash) != CF_OK)
-        memcpy(c->job.hash, pwhash_dummy(c->api->pw), PWHASH_STR_BYTES);
+    c->found = account_signin_target(r, login, pwhash_dummy(c->api->pw), &c->acct, c->job.hash);
     if (c->found)
         snprintf(c->ae.actor, sizeof c->ae.actor, "acct:%s", c->acct.id);
     release(c->api, r);

@@ -529,6 +529,39 @@ test_pwhash_pool(void **state)
     assert_int_equal(pwhash_start(&po, &p2, &em), CF_ERR_INPUT);
 }
 
+/* Every sign-in costs one verification: an unknown login, or one without a
+ * password yet, is verified against the pool's dummy hash. */
+static void
+test_signin_target_uses_dummy(void **state)
+{
+    struct fx *f = *state;
+    struct cf_errmsg em = { "" };
+    char code[ACTIVATION_CODE_TEXT + 1], hash[PWHASH_STR_BYTES], target[PWHASH_STR_BYTES];
+    struct pwhash_job j;
+
+    assert_int_equal(account_signin_target(f->r, "nobody.here", pwhash_dummy(f->pool), &other,
+                                           target), 0);
+    assert_string_equal(target, pwhash_dummy(f->pool));
+    provision(f, f->student[0], &acc, code);
+    assert_int_equal(account_signin_target(f->r, acc.login, pwhash_dummy(f->pool), &other,
+                                           target), 1);
+    assert_string_equal(target, pwhash_dummy(f->pool));      /* not activated yet */
+    hash_pw(f, "girafe tambour nuage citron", hash);
+    assert_int_equal(account_activate(f->r, &acc, hash, &em), CF_OK);
+    assert_int_equal(account_signin_target(f->r, acc.login, pwhash_dummy(f->pool), &other,
+                                           target), 1);
+    assert_string_equal(target, hash);
+    assert_string_not_equal(target, pwhash_dummy(f->pool));
+    /* and the dummy really is verified: a full Argon2id run that fails */
+    memset(&j, 0, sizeof j);
+    j.op = PWHASH_VERIFY;
+    assert_int_equal(account_signin_target(f->r, "nobody.here", pwhash_dummy(f->pool), &other,
+                                           j.hash), 0);
+    snprintf(j.password, sizeof j.password, "girafe tambour nuage citron");
+    assert_int_equal(pwhash_run(f->pool, &j), CF_OK);
+    assert_false(j.ok);
+}
+
 /* A full queue answers CF_ERR_LIMIT at once. */
 static void
 slow_done(struct pwhash_job *j, enum cf_err rc)
@@ -577,6 +610,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_incidents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provision_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pwhash_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signin_target_uses_dummy, setup, teardown),
         cmocka_unit_test(test_pwhash_queue_full),
     };
 
