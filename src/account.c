@@ -693,7 +693,19 @@ account_throttle_clear(struct records *r, const uint8_t key[THROTTLE_KEY_BYTES])
 struct codes_file {
     char path[4096], tmp[4200];
     FILE *f;
+    char *mem;              /* in-memory codes (the admin API), or NULL */
+    size_t memlen;
+    int in_memory;
 };
+
+/* The codes in memory instead of a file: for an API answer. */
+static enum cf_err
+codes_open_mem(struct codes_file *c, struct cf_errmsg *em)
+{
+    c->in_memory = 1;
+    c->f = open_memstream(&c->mem, &c->memlen);
+    return c->f != NULL ? CF_OK : cf_fail(em, CF_ERR_NOMEM, "out of memory");
+}
 
 static enum cf_err
 codes_open(struct codes_file *c, const char *path, struct cf_errmsg *em)
@@ -723,6 +735,8 @@ codes_write(struct codes_file *c, const struct account *a, const char *code)
 static enum cf_err
 codes_sync(struct codes_file *c)
 {
+    if (c->in_memory)
+        return fflush(c->f) == 0 ? CF_OK : CF_ERR_NOMEM;
     return fflush(c->f) == 0 && fsync(fileno(c->f)) == 0 ? CF_OK : CF_ERR_IO;
 }
 
@@ -734,6 +748,14 @@ codes_close(struct codes_file *c, enum cf_err rc, struct cf_errmsg *em)
         return rc;
     fclose(c->f);
     c->f = NULL;
+    if (c->in_memory) {
+        if (rc != CF_OK && c->mem != NULL) {
+            sodium_memzero(c->mem, c->memlen);
+            free(c->mem);
+            c->mem = NULL;
+        }
+        return rc;
+    }
     if (rc == CF_OK && rename(c->tmp, c->path) != 0)
         rc = cf_fail(em, CF_ERR_IO, "'%s': cannot write: %s (the codes were made; reset them again)",
                      c->path, strerror(errno));
@@ -807,7 +829,7 @@ account_provision_all(struct records *r, enum account_role role,
                       const char *codes_path, uint64_t *n, struct cf_errmsg *em)
 {
     struct people p = { NULL, 0, 0 };
-    struct codes_file cf = { "", "", NULL };
+    struct codes_file cf = { "", "", NULL, NULL, 0, 0 };
     struct account *a;
     char code[ACTIVATION_CODE_TEXT + 1];
     enum cf_err rc;
@@ -993,22 +1015,28 @@ per_account(struct records *r, enum incident i, const uint8_t id[STORE_ID_BYTES]
 enum cf_err
 account_incident_run(struct records *r, enum incident i,
                      const struct incident_scope *sc, const char *codes_path,
-                     uint64_t *n, struct cf_errmsg *em)
+                     char **codes_text, uint64_t *n, struct cf_errmsg *em)
 {
     struct store_account_scope scope;
     uint8_t est[STORE_ID_BYTES];
     struct idlist l = { NULL, 0, 0 };
-    struct codes_file cf = { "", "", NULL };
+    struct codes_file cf = { "", "", NULL, NULL, 0, 0 };
     enum cf_err rc;
     size_t k;
 
     *n = 0;
     if (make_scope(sc, incident_state(i), &scope, est) != CF_OK)
         return cf_fail(em, CF_ERR_INPUT, "establishment id must be %d hex digits", RECORD_ID_HEX);
+    if (codes_text != NULL)
+        *codes_text = NULL;
     if (i == INCIDENT_RESET_CODES) {
-        if (codes_path == NULL)
+        if (codes_path != NULL)
+            rc = codes_open(&cf, codes_path, em);
+        else if (codes_text != NULL)
+            rc = codes_open_mem(&cf, em);
+        else
             return cf_fail(em, CF_ERR_INPUT, "reset-codes needs --out FILE for the new codes");
-        if ((rc = codes_open(&cf, codes_path, em)) != CF_OK)
+        if (rc != CF_OK)
             return rc;
     }
     if ((rc = store_begin(records_store(r), STORE_TX_NORMAL)) != CF_OK) {
@@ -1043,5 +1071,7 @@ account_incident_run(struct records *r, enum incident i,
     rc = codes_close(&cf, rc, em);
     if (rc != CF_OK)
         *n = 0;
+    else if (codes_text != NULL)
+        *codes_text = cf.mem;
     return rc;
 }

@@ -172,10 +172,11 @@ enum cf_err account_incident_count(struct records *r, enum incident i,
     WARN_UNUSED;
 /* Runs it in one transaction.  RESET_CODES writes "login<TAB>code<TAB>
  * expiry" lines to codes_path (mode 0600, never overwritten), which
- * appears only if the transaction commits. */
+ * appears only if the transaction commits; or, with codes_path NULL, to
+ * *codes_text (malloc'd, NUL-terminated; the caller wipes and frees it). */
 enum cf_err account_incident_run(struct records *r, enum incident i,
                                  const struct incident_scope *sc,
-                                 const char *codes_path, uint64_t *n,
-                                 struct cf_errmsg *em) WARN_UNUSED;
+                                 const char *codes_path, char **codes_text,
+                                 uint64_t *n, struct cf_errmsg *em) WARN_UNUSED;
 
 #endif

@@ -838,6 +838,7 @@ static const struct {
     enum incident what;
 } incidents[] = {
     { "freeze-unactivated", INCIDENT_FREEZE_UNACTIVATED },
+    { "reset-codes", INCIDENT_RESET_CODES },
     { "revoke-sessions", INCIDENT_REVOKE_SESSIONS },
     { "force-password-reset", INCIDENT_FORCE_PASSWORD_RESET },
 };
@@ -853,6 +854,7 @@ h_incident(struct http_ctx *ctx, void *app)
     char est[RECORD_ID_HEX + 1];
     struct records *r;
     struct session s;
+    char *codes = NULL;
     uint64_t n;
     size_t i;
     int dry;
@@ -870,7 +872,7 @@ h_incident(struct http_ctx *ctx, void *app)
         goto out;
     if (i == sizeof incidents / sizeof incidents[0]) {
         set_problem(c, 404, "not-found", "No such incident command",
-                    "Use freeze-unactivated, revoke-sessions or force-password-reset.");
+                    "Use freeze-unactivated, reset-codes, revoke-sessions or force-password-reset.");
         goto out;
     }
     if (http_json_only(body, allowed) != 0) {
@@ -883,7 +885,7 @@ h_incident(struct http_ctx *ctx, void *app)
     snprintf(c->ae.subject, sizeof c->ae.subject, "%s%s%s", sc.academie,
              sc.establishment_id ? "," : "", sc.establishment_id ? sc.establishment_id : "");
     rc = dry ? account_incident_count(r, incidents[i].what, &sc, &n)
-             : account_incident_run(r, incidents[i].what, &sc, NULL, &n, &em);
+             : account_incident_run(r, incidents[i].what, &sc, NULL, &codes, &n, &em);
     if (rc != CF_OK) {
         set_problem(c, http_status_of(rc), "incident-failed", "Nothing was changed",
                     "The command failed and was rolled back.");
@@ -891,6 +893,27 @@ h_incident(struct http_ctx *ctx, void *app)
     }
     set_json(c, 200, json_pack("{s:s, s:b, s:I}", "incident", incidents[i].name,
                                "dry_run", dry, "count", (json_int_t)n));
+    /* reset-codes: the new codes, shown once, for distribution */
+    if (codes != NULL) {
+        json_t *list = json_array();
+        char *line = codes, *nl;
+
+        while (*line != '\0' && (nl = strchr(line, '\n')) != NULL) {
+            char login[ACCOUNT_LOGIN_MAX + 1], code[ACTIVATION_CODE_TEXT + 1];
+            long long exp;
+
+            *nl = '\0';
+            if (sscanf(line, "%64s %14s %lld", login, code, &exp) == 3)
+                json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "login", login,
+                                                      "code", code, "expires", (json_int_t)exp));
+            sodium_memzero(code, sizeof code);
+            line = nl + 1;
+        }
+        json_object_set_new(c->body, "codes", list);
+        sodium_memzero(codes, strlen(codes));
+        free(codes);
+        codes = NULL;
+    }
     snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
     if (dry)
         snprintf(c->ae.action, sizeof c->ae.action, "incident.%s.count", incidents[i].name);

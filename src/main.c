@@ -981,7 +981,7 @@ run_incident(struct cmd_args *a, enum incident what)
     if (dry)
         rc = account_incident_count(r, what, &sc, &n);
     else
-        rc = account_incident_run(r, what, &sc, opt(a, "out"), &n, &em);
+        rc = account_incident_run(r, what, &sc, opt(a, "out"), NULL, &n, &em);
     {
         char action[AUDIT_ACTION_MAX + 1], subject[64];
 

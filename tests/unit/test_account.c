@@ -400,7 +400,7 @@ test_incidents(void **state)
 
     /* reset-codes: old code fails, the new one (from the 0600 file) works */
     snprintf(path, sizeof path, "%s/codes.tsv", f->root);
-    assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, path, &n, &em), CF_OK);
+    assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, path, NULL, &n, &em), CF_OK);
     assert_int_equal(n, 1);
     {
         struct stat sb;
@@ -419,15 +419,38 @@ test_incidents(void **state)
         assert_int_equal(account_check_code(f->r, &acc, code, time(NULL)), CF_ERR_AUTH);
         assert_int_equal(account_check_code(f->r, &acc, newcode, time(NULL)), CF_OK);
     }
+    /* the same in memory (the admin API's answer): yet another code */
+    {
+        char *text = NULL, login[80], newcode[32];
+        long long exp;
+
+        assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, NULL, &text, &n, &em),
+                         CF_OK);
+        assert_int_equal(n, 1);
+        assert_non_null(text);
+        assert_int_equal(sscanf(text, "%79s %31s %lld", login, newcode, &exp), 3);
+        assert_string_equal(login, acc.login);
+        free(text);
+        assert_int_equal(account_get(f->r, acc.id, &acc), CF_OK);
+        assert_int_equal(account_check_code(f->r, &acc, newcode, time(NULL)), CF_OK);
+        /* and the file's code is dead now: rewrite the file with this one
+         * for the freeze check below */
+        unlink(path);
+        {
+            char line[160];
+            snprintf(line, sizeof line, "%s\t%s\t%lld\n", login, newcode, exp);
+            assert_int_equal(tu_write(path, line, strlen(line)), 0);
+        }
+    }
     /* never overwrites; a missing --out is refused */
-    assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, path, &n, &em), CF_ERR_EXISTS);
-    assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, NULL, &n, &em), CF_ERR_INPUT);
+    assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, path, NULL, &n, &em), CF_ERR_EXISTS);
+    assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, NULL, NULL, &n, &em), CF_ERR_INPUT);
     /* an unwritable path changes nothing */
     assert_int_equal(account_incident_run(f->r, INCIDENT_RESET_CODES, &all, "/nonexistent/dir/x",
-                                          &n, &em), CF_ERR_IO);
+                                          NULL, &n, &em), CF_ERR_IO);
 
     /* freeze-unactivated: the provisioned account cannot activate */
-    assert_int_equal(account_incident_run(f->r, INCIDENT_FREEZE_UNACTIVATED, &all, NULL, &n, &em), CF_OK);
+    assert_int_equal(account_incident_run(f->r, INCIDENT_FREEZE_UNACTIVATED, &all, NULL, NULL, &n, &em), CF_OK);
     assert_int_equal(n, 1);
     assert_int_equal(account_get(f->r, acc.id, &acc), CF_OK);
     assert_string_equal(acc.row.state, "frozen");
@@ -444,11 +467,11 @@ test_incidents(void **state)
 
     /* revoke-sessions, force-password-reset */
     assert_int_equal(session_lookup(f->r, tok, &o, time(NULL), &s), CF_OK);
-    assert_int_equal(account_incident_run(f->r, INCIDENT_REVOKE_SESSIONS, &all, NULL, &n, &em), CF_OK);
+    assert_int_equal(account_incident_run(f->r, INCIDENT_REVOKE_SESSIONS, &all, NULL, NULL, &n, &em), CF_OK);
     assert_int_equal(n, 1);
     assert_int_equal(session_lookup(f->r, tok, &o, time(NULL), &s), CF_ERR_AUTH);
     assert_int_equal(session_create(f->r, other.id, 0, &o, tok, &s), CF_OK);
-    assert_int_equal(account_incident_run(f->r, INCIDENT_FORCE_PASSWORD_RESET, &all, NULL, &n, &em), CF_OK);
+    assert_int_equal(account_incident_run(f->r, INCIDENT_FORCE_PASSWORD_RESET, &all, NULL, NULL, &n, &em), CF_OK);
     assert_int_equal(n, 1);
     assert_int_equal(account_get(f->r, other.id, &other), CF_OK);
     assert_int_equal(other.row.reset_required, 1);
