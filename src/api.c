@@ -1008,6 +1008,16 @@ audit_depth(void *arg)
     return audit_queue_depth(arg);
 }
 
+/* /healthz: a trail that cannot be written serves nothing (fail closed),
+ * and says so to the load balancer. */
+static enum cf_err
+healthy(void *app)
+{
+    struct api *api = app;
+
+    return audit_status(api->audit);
+}
+
 static void
 api_free(struct api *api)
 {
@@ -1066,6 +1076,7 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     ho.routes = routes;
     ho.nroutes = sizeof routes / sizeof routes[0];
     ho.app = &api;
+    ho.health = healthy;
     /* One records handle per thread that may hold one. */
     api.rp.n = (ho.threads ? ho.threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN)) +
                pwhash_workers(api.pw) + 1;

@@ -6,6 +6,7 @@
  * To find a command, start at the `commands` table at the end of the file.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1337,6 +1338,8 @@ main(int argc, char **argv)
     int used, rc;
 
     harden_process();
+    /* A client that hangs up must not kill the server. */
+    signal(SIGPIPE, SIG_IGN);
     /* The CLI talks to a person: only warnings and errors on stderr.  The
      * daemon (serve) logs everything, one JSON object per line. */
     if (argc < 2 || strcmp(argv[1], "serve") != 0)
