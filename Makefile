@@ -83,7 +83,7 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run-demo.sh $(BUILD)/coffre $(DATA) $(LISTEN)
 
-$(BUILD)/bench_%: bench/%.c $(OBJS)
+$(BUILD)/bench_%: bench/%.c bench/bench.h $(OBJS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(OBJS) $(LDLIBS)
 
 bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw

@@ -38,6 +38,7 @@
 #include "err.h"
 #include "keyring.h"
 #include "log.h"
+#include "bench.h"
 #include "banned.h"
 
 #define RUNS            3
@@ -53,60 +54,11 @@
 
 static const unsigned threads[NTHREADS] = { 1, 8, 64 };
 
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 die(const char *what)
 {
     fprintf(stderr, "bench_audit: %s\n", what);
     exit(1);
-}
-
-static int
-parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static const char *
-fmt_int(char *buf, size_t cap, uint64_t v)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    size_t i, o = 0;
-
-    for (i = 0; i < (size_t)n && o + 2 < cap; i++) {
-        if (i > 0 && ((size_t)n - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 struct rate {
@@ -364,7 +316,7 @@ static void
 row(const char *what, unsigned nthreads, const double *secs, const uint64_t *ops,
     const struct rate *raw)
 {
-    char a[96];
+    char a[128];
     struct rate r = rate_of(secs, ops);
 
     if (raw != NULL)

@@ -36,6 +36,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "bench.h"
 #include "banned.h"
 
 #define RUNS          3
@@ -44,15 +45,6 @@
 #define CONNS_DEF     16U
 
 static const char hello[] = "{\"hello\":\"world\"}";
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 die(const char *what)
@@ -260,14 +252,6 @@ load(unsigned port, const char *path, unsigned long total, unsigned conns)
         if (cl[i].failed)
             die("a request failed");
     return (double)(total / conns * conns) / t;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 static void

@@ -47,6 +47,7 @@
 #include "err.h"
 #include "ids.h"
 #include "records.h"
+#include "bench.h"
 #include "banned.h"
 
 #define STUDENTS_DEFAULT 1000000ULL
@@ -73,60 +74,11 @@ static const char *const tables[] = {
 #define T_STUDENTS 3
 #define NTABLES (sizeof tables / sizeof tables[0])
 
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 die(const char *what, const char *detail)
 {
     fprintf(stderr, "bench_import: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
     exit(1);
-}
-
-static int
-parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static const char *
-fmt_int(char *buf, size_t cap, uint64_t v)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    size_t i, o = 0;
-
-    for (i = 0; i < (size_t)n && o + 2 < cap; i++) {
-        if (i > 0 && ((size_t)n - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 struct stat3 {

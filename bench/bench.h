@@ -1,0 +1,68 @@
+/*
+ * bench.h - what every benchmark program shares: a monotonic clock, whole
+ * numbers parsed strictly from the command line, thousands separators for
+ * the tables, and sorting of timings for medians.  Header-only (inline) so
+ * each bench stays one file plus this.
+ */
+#ifndef COFFRE_BENCH_H
+#define COFFRE_BENCH_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static inline double
+now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Unsigned decimal, whole string, within [min, max]; -1 otherwise. */
+static inline int
+parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "1234567" -> "1,234,567". */
+static inline const char *
+fmt_int(char *buf, size_t cap, uint64_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
+    size_t i, o = 0;
+
+    for (i = 0; i < (size_t)n && o + 2 < cap; i++) {
+        if (i > 0 && ((size_t)n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* qsort comparator for doubles (medians, percentiles). */
+static inline int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+#endif
