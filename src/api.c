@@ -373,6 +373,30 @@ login_key_text(const char *login, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/*
+ * Before any credential is checked: the throttles of this login and this
+ * client address.  Returns a records handle to go on with, or NULL when the
+ * call was answered (429, audited).
+ */
+static struct records *
+preauth(struct call *c, const char *kind, const char *login)
+{
+    char key[API_LOGIN_MAX_BYTES + 1];
+    struct records *r;
+    int64_t wait;
+
+    c->want_token = json_is_true(json_object_get(http_json(c->ctx), "want_token"));
+    login_key_text(login, key, sizeof key);
+    r = acquire(c->api);
+    wait = throttle_wait(r, c, kind, key);
+    if (wait == 0)
+        return r;
+    release(c->api, r);
+    throttled(c, wait);
+    finish(c);
+    return NULL;
+}
+
 static void
 signed_in(struct call *c, struct records *r)
 {
@@ -431,9 +455,7 @@ h_login(struct http_ctx *ctx, void *app)
     struct call *c = begin(ctx, app, "login");
     json_t *body = http_json(ctx);
     const char *login, *password;
-    char key[API_LOGIN_MAX_BYTES + 1];
     struct records *r;
-    int64_t wait;
 
     if (c == NULL)
         return;
@@ -445,16 +467,8 @@ h_login(struct http_ctx *ctx, void *app)
         finish(c);
         return;
     }
-    c->want_token = json_is_true(json_object_get(body, "want_token"));
-    login_key_text(login, key, sizeof key);
-    r = acquire(c->api);
-    wait = throttle_wait(r, c, "login", key);
-    if (wait > 0) {
-        release(c->api, r);
-        throttled(c, wait);
-        finish(c);
+    if ((r = preauth(c, "login", login)) == NULL)
         return;
-    }
     c->job.op = PWHASH_VERIFY;
     c->job.rehash = 1;
     c->found = account_signin_target(r, login, pwhash_dummy(c->api->pw), &c->acct, c->job.hash);
@@ -512,9 +526,8 @@ h_activate(struct http_ctx *ctx, void *app)
     struct call *c = begin(ctx, app, "account.activate");
     json_t *body = http_json(ctx);
     const char *login, *code, *password;
-    char key[API_LOGIN_MAX_BYTES + 1], why[256];
+    char why[256];
     struct records *r;
-    int64_t wait;
     double bits;
     int ok;
 
@@ -529,16 +542,8 @@ h_activate(struct http_ctx *ctx, void *app)
         finish(c);
         return;
     }
-    c->want_token = json_is_true(json_object_get(body, "want_token"));
-    login_key_text(login, key, sizeof key);
-    r = acquire(c->api);
-    wait = throttle_wait(r, c, "activate", key);
-    if (wait > 0) {
-        release(c->api, r);
-        throttled(c, wait);
-        finish(c);
+    if ((r = preauth(c, "activate", login)) == NULL)
         return;
-    }
     c->found = account_find(r, login, &c->acct) == CF_OK;
     if (!c->found) {
         /* Check the code against a row that can match nothing, so that an
