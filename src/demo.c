@@ -213,15 +213,29 @@ establishment(struct gen *g, unsigned e, uint64_t *student_serial)
         const char *given = pick(&g->s, given_adult, COUNT(given_adult));
         const char *fam = pick(&g->s, family, COUNT(family));
 
+        const char *function = pick(&g->s, functions, COUNT(functions));
+        unsigned k;
+
         ids_ascii_slug(given, slug_g, sizeof slug_g);
         ids_ascii_slug(fam, slug_f, sizeof slug_f);
         snprintf(email, sizeof email, "%s.%s.%u.%u@ac-demo.invalid", slug_g, slug_f,
                  g->o->first_establishment + e, i);
         in = (struct record_add){ .kind = REC_STAFF, .parent = { eid, NULL },
-                                  .value = { fam, given, email,
-                                             pick(&g->s, functions, COUNT(functions)) } };
+                                  .value = { fam, given, email, function } };
         if ((rc = add(g, &in, sid, &g->n->staff)) != CF_OK)
             return rc;
+        /* A teacher teaches three classes of the establishment. */
+        if (strncmp(function, "professeur", 10) != 0)
+            continue;
+        for (k = 0; k < 3 && k < nclasses; k++) {
+            char tid[RECORD_ID_HEX + 1];
+
+            in = (struct record_add){ .kind = REC_TEACHING,
+                                      .parent = { sid, cids[(i * 3 + k) % nclasses] },
+                                      .value = { function } };
+            if ((rc = add(g, &in, tid, &g->n->teachings)) != CF_OK)
+                return rc;
+        }
     }
 
     for (i = 0; i < g->o->students_per; i++) {

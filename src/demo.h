@@ -25,7 +25,7 @@ struct demo_opts {
 };
 
 struct demo_counts {
-    uint64_t establishments, classes, students, guardians, links, staff;
+    uint64_t establishments, classes, students, guardians, links, staff, teachings;
 };
 
 /* Called after each record is added, with what was added (tests use it to

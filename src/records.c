@@ -86,6 +86,9 @@ static const struct kind_def kinds[REC_KIND_COUNT] = {
         { "given_names", F_TEXT,  NAME_MAX_BYTES, 1, -1, 0 },
         { "email",       F_EMAIL, EMAIL_MAX_BYTES, 1, 1, BIDX_FULL },
         { "function",    F_TEXT,  LABEL_MAX_BYTES, 0, -1, 0 } } },
+    [REC_TEACHING] = { "teaching", STORE_TEACHINGS, 2,
+        { REC_STAFF, REC_CLASS }, { 1, 1 }, 1, {
+        { "subject",     F_TEXT,  LABEL_MAX_BYTES, 0, -1, 0 } } },
 };
 
 /* A few recently seen rows' compartments and first parents, so bulk loads
@@ -792,6 +795,9 @@ resolve_parents(struct records *r, const struct record_add *in,
         if (in->kind == REC_STUDENT &&
             memcmp(p[1].parent0, row->parent[0], STORE_ID_BYTES) != 0)
             return cf_fail(em, CF_ERR_INPUT, "student: the class belongs to another establishment");
+        if (in->kind == REC_TEACHING &&
+            memcmp(p[1].parent0, p[0].parent0, STORE_ID_BYTES) != 0)
+            return cf_fail(em, CF_ERR_INPUT, "teaching: the class belongs to another establishment");
         if (strcmp(p[1].compartment, row->compartment) != 0)
             return cf_fail(em, CF_ERR_INPUT, "%s: parents in different compartments", kd->name);
     }

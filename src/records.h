@@ -31,6 +31,7 @@ enum record_kind {
     REC_GUARDIAN_LINK,     /* parents: guardian, student     fields: relationship */
     REC_STAFF,             /* parents: establishment         fields: family_name,
                                 given_names, email, function */
+    REC_TEACHING,          /* parents: staff, class          fields: subject */
     REC_KIND_COUNT
 };
 

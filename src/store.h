@@ -34,6 +34,7 @@ enum store_table {                   /* parent[0]       parent[1]   idx[0]  idx[
     STORE_GUARDIANS,                 /* -               -           -       e-mail */
     STORE_GUARDIAN_LINKS,            /* guardian        student     -       -      */
     STORE_STAFF,                     /* establishment   -           -       e-mail*/
+    STORE_TEACHINGS,                 /* staff           class       -       -      */
     STORE_TABLE_COUNT                /* (* = unique)                               */
 };
 

@@ -38,6 +38,7 @@ static const struct {
     [STORE_GUARDIANS]      = { "guardians", { NULL, "e-mail" } },
     [STORE_GUARDIAN_LINKS] = { "guardian_links", { NULL, NULL } },
     [STORE_STAFF]          = { "staff", { NULL, "professional e-mail" } },
+    [STORE_TEACHINGS]      = { "teachings", { NULL, NULL } },
 };
 
 enum stmt_kind {
@@ -261,7 +262,7 @@ defer_indexes(struct store *st)
 
     if (sqlite3_prepare_v2(st->db,
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            "AND tbl_name IN ('establishments','classes','students','guardians','guardian_links','staff') "
+            "AND tbl_name IN ('establishments','classes','students','guardians','guardian_links','staff','teachings') "
             "AND name NOT LIKE '%\\_id' ESCAPE '\\' ORDER BY name", -1, &s, NULL) != SQLITE_OK)
         return -1;
     while (sqlite3_step(s) == SQLITE_ROW && st->ndeferred < STORE_MAX_DEFERRED) {
