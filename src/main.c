@@ -28,6 +28,7 @@
 #include "ids.h"
 #include "keyring.h"
 #include "log.h"
+#include "policy.h"
 #include "records.h"
 #include "banned.h"
 
@@ -387,6 +388,14 @@ cmd_init(struct cmd_args *a)
     printf("\n");
     print_seed("  keyring: keyring (mode 0600; back it up apart from the store)", seed);
     sodium_memzero(seed, sizeof seed);
+    return 0;
+}
+
+static int
+cmd_policy_show(struct cmd_args *a)
+{
+    (void)a;
+    policy_print(stdout);
     return 0;
 }
 
@@ -1221,6 +1230,8 @@ static const struct cmd commands[] = {
       "Names the first bad entry or checkpoint; exit 1 when tampered.  Safe while the\n"
       "server runs.\n" DATA_HELP,
       o_verify, 0, cmd_audit_verify },
+    { "policy show", "", "Prints the policy table: which role may read which kind of record,\n"
+      "under which relationship, and which fields (Markdown).", NULL, 0, cmd_policy_show },
     { "academies", "", "Lists the académie codes coffre accepts, with their names.",
       NULL, 0, cmd_academies },
     { "keys export", DATA_USAGE " --compartment CODE --out FILE",

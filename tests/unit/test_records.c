@@ -10,8 +10,25 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+/* Every call records.c makes to seal_open is counted: a masked field must
+ * never be decrypted. */
+#include "seal.h"
+static int seal_opens;
+enum cf_err counted_seal_open(const struct keyring *kr, const struct seal_ad *ad,
+                              const uint8_t *in, size_t inlen, uint8_t *pt, size_t cap,
+                              size_t *ptlen);
+#define seal_open counted_seal_open
 #include "../../src/records.c"
+#undef seal_open
 #include "testutil.h"
+
+enum cf_err
+counted_seal_open(const struct keyring *kr, const struct seal_ad *ad, const uint8_t *in,
+                  size_t inlen, uint8_t *pt, size_t cap, size_t *ptlen)
+{
+    seal_opens++;
+    return seal_open(kr, ad, in, inlen, pt, cap, ptlen);
+}
 
 struct fx {
     char dir[300];
@@ -165,8 +182,18 @@ test_field_mask_opens_only_asked(void **state)
 
     add_student(f, f->est, "0999000005W", "PETIT", "Louise", id);
     memset(&rec, 'X', sizeof rec);
+    seal_opens = 0;
     assert_int_equal(records_get(f->r, REC_STUDENT, id, mask, &rec, &em), CF_OK);
     assert_int_equal(rec.present, mask);
+    /* one field asked, one decryption: the five others stayed sealed */
+    assert_int_equal(seal_opens, 1);
+    seal_opens = 0;
+    assert_int_equal(records_get(f->r, REC_STUDENT, id, 0, &rec, &em), CF_OK);
+    assert_int_equal(seal_opens, 0);
+    assert_int_equal(records_get(f->r, REC_STUDENT, id, RECORD_ALL_FIELDS, &rec, &em), CF_OK);
+    assert_int_equal(seal_opens, 5);        /* ine, names, birth date, address (no e-mail) */
+    memset(&rec, 'X', sizeof rec);
+    assert_int_equal(records_get(f->r, REC_STUDENT, id, mask, &rec, &em), CF_OK);
     assert_string_equal(rec.value[1], "PETIT");
     /* Fields outside the mask were never written into the output. */
     assert_int_equal(rec.value[records_field_index(REC_STUDENT, "given_names")][0], 'X');
