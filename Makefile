@@ -29,7 +29,7 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o
 SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -78,6 +78,7 @@ test: test-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory fuzz-replay
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -96,3 +97,70 @@ bench-deps:
 
 clean:
 	rm -rf build build-asan
+
+# ---- fuzzers (fuzz/README.md) ------------------------------------------------
+#
+#   make fuzz [FUZZ_SECONDS=N]   libFuzzer (clang): run every target N s (60),
+#                                then merge what it found, minimised, into
+#                                fuzz/corpus/<target>/; crashes: fuzz/crashes/
+#   make fuzz-replay             gcc, the CFLAGS above: every saved corpus file
+#                                through every target (part of `make test`)
+#
+# Targets link the modules from an archive, so each pulls in only what it
+# calls; one that #includes "../src/<mod>.c" (to reach its statics) already
+# defines that module's symbols, so the archive's copy stays out.
+
+FUZZ         := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_DIR     := $(BUILD)/fuzz
+# clang warns where gcc does not: log.c's vsnprintf of a va_list format
+FUZZ_CFLAGS  := -O1 -g -std=c11 $(WARN) -Wno-format-nonliteral \
+                -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Isrc -I$(BUILD) \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+                -fsanitize=address,undefined -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer
+FUZZ_OBJS    := $(MODS:%=$(FUZZ_DIR)/clang/%.o) $(FUZZ_DIR)/clang/sql_sqlite.o
+
+.PHONY: fuzz fuzz-replay fuzz-check-cc
+
+$(FUZZ_DIR)/libcoffre.a: $(OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/replay/%: fuzz/%.c fuzz/replay.c fuzz/*.h src/*.h $(FUZZ_DIR)/libcoffre.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/replay.c $(FUZZ_DIR)/libcoffre.a $(LDLIBS)
+
+fuzz-replay: $(FUZZ:%=$(FUZZ_DIR)/replay/%)
+	@pass=0; fail=0; for t in $(FUZZ); do \
+	    if $(FUZZ_DIR)/replay/$$t fuzz/corpus/$${t#fuzz_}; then pass=$$((pass + 1)); \
+	    else fail=$$((fail + 1)); fi; \
+	done; echo "$$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+fuzz-check-cc:
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+	    | $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1 || { \
+	    echo "make fuzz: '$(FUZZ_CC)' with libFuzzer is missing; on Debian: apt-get install clang" >&2; \
+	    echo "make fuzz: (make fuzz-replay needs no clang: it replays the saved corpus with $(CC))" >&2; \
+	    exit 1; }
+
+$(FUZZ_DIR)/clang/%.o: src/%.c src/*.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/clang/sql_sqlite.o: $(BUILD)/sql_sqlite.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(FUZZ_DIR)/clang/libcoffre.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/clang/fuzz_%: fuzz/fuzz_%.c fuzz/*.h src/*.h $(FUZZ_DIR)/clang/libcoffre.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/clang/libcoffre.a $(LDLIBS)
+
+fuzz: fuzz-check-cc
+	@$(MAKE) --no-print-directory $(FUZZ:%=$(FUZZ_DIR)/clang/%)
+	@sh fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ)

@@ -616,6 +616,33 @@ account_set_password(struct records *r, struct account *a, const char *hash,
     return save_with_password(r, a, hash, em);
 }
 
+enum cf_err
+account_unlock(struct records *r, struct account *a, struct cf_errmsg *em)
+{
+    if (strcmp(a->row.state, ACCOUNT_STATE_LOCKED) != 0)
+        return cf_fail(em, CF_ERR_DENIED, "account: not locked");
+    snprintf(a->row.state, sizeof a->row.state, "%s", ACCOUNT_STATE_ACTIVE);
+    a->row.locked_reason[0] = '\0';
+    a->row.updated = (int64_t)time(NULL);
+    if (store_account_update(records_store(r), &a->row) != CF_OK)
+        return cf_fail(em, CF_ERR_STORE, "account: cannot save");
+    return CF_OK;
+}
+
+int
+account_reason_valid(const char *reason)
+{
+    size_t i, n = strlen(reason);
+
+    if (n < 3 || n > 48)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((reason[i] >= 'a' && reason[i] <= 'z') || (reason[i] >= '0' && reason[i] <= '9') ||
+              reason[i] == '-'))
+            return 0;
+    return 1;
+}
+
 /* ---- throttling ------------------------------------------------------- */
 
 void

@@ -128,6 +128,15 @@ enum cf_err account_set_password(struct records *r, struct account *a,
                                  const char *hash, int clear_reset,
                                  struct cf_errmsg *em) WARN_UNUSED;
 
+/* locked -> active, the lock's rule forgotten.  CF_ERR_DENIED when the
+ * account is not locked. */
+enum cf_err account_unlock(struct records *r, struct account *a,
+                           struct cf_errmsg *em) WARN_UNUSED;
+
+/* An unlock reason: a short slug (a-z, 0-9, '-', 3 to 48 bytes), so that
+ * the audit trail can keep it and never a personal datum. */
+int account_reason_valid(const char *reason);
+
 /* ---- throttling --------------------------------------------------------
  * Failures are counted per opaque key (a keyed hash of what is throttled),
  * for known and unknown logins alike.  The wait after the n-th failure past

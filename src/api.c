@@ -32,8 +32,10 @@
 #include "audit.h"
 #include "http.h"
 #include "ids.h"
+#include "guard.h"
 #include "keyring.h"
 #include "log.h"
+#include "policy.h"
 #include "pwhash.h"
 #include "records.h"
 #include "session.h"
@@ -68,6 +70,7 @@ struct api {
     struct session_opts sess;
     struct throttle_policy th_account, th_address;
     unsigned min_bits;
+    struct guard *guard;
 };
 
 static struct records *
@@ -119,6 +122,7 @@ struct call {
     int found;
     uint8_t k_login[THROTTLE_KEY_BYTES], k_addr[THROTTLE_KEY_BYTES];
     int want_token;
+    int denied;                                    /* records the policy withheld */
     char new_password[PASSWORD_MAX_BYTES + 1];     /* until hashed */
     /* last: the largest, and always filled before it is read (by
      * authenticate or an account lookup), so call_new leaves it alone */
@@ -389,6 +393,8 @@ login_key_text(const char *login, char *out, size_t cap)
  * client address.  Returns a records handle to go on with, or NULL when the
  * call was answered (429, audited).
  */
+static int address_blocked(struct call *c);
+
 static struct records *
 preauth(struct call *c, const char *kind, const char *login)
 {
@@ -397,6 +403,10 @@ preauth(struct call *c, const char *kind, const char *login)
     int64_t wait;
 
     c->want_token = json_is_true(json_object_get(http_json(c->ctx), "want_token"));
+    if (address_blocked(c) != 0) {
+        finish(c);
+        return NULL;
+    }
     login_key_text(login, key, sizeof key);
     r = acquire(c->api);
     wait = throttle_wait(r, c, kind, key);
@@ -714,6 +724,18 @@ h_password(struct http_ctx *ctx, void *app)
 
 typedef void (*signed_in_fn)(struct call *c, struct records *r, struct session *s);
 
+/* An address the guard blocked after an alert gets nothing for a while. */
+static int
+address_blocked(struct call *c)
+{
+    if (!guard_address_blocked(c->api->guard, c->ae.addr, now_ms()))
+        return 0;
+    set_problem(c, 403, "address-blocked", "Blocked",
+                "Requests from this address are blocked for a while after unusual activity.");
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "blocked");
+    return -1;
+}
+
 /*
  * The shape of every signed-in request, in order: suspend the connection,
  * authenticate (session -> active account, and what the route needs), do
@@ -731,7 +753,7 @@ with_session(struct http_ctx *ctx, void *app, const char *action, enum auth_need
     if (c == NULL)
         return;
     r = acquire(c->api);
-    if (authenticate(c, r, need, &s) == 0)
+    if (address_blocked(c) == 0 && authenticate(c, r, need, &s) == 0)
         fn(c, r, &s);
     release(c->api, r);
     finish(c);
@@ -993,6 +1015,309 @@ h_incident(struct http_ctx *ctx, void *app)
 }
 static void h_provision(struct http_ctx *x, void *app) { with_session(x, app, "account.provision", AUTH_ADMIN, do_provision); }
 
+/* An administrator unlocks an account of their académie, with a reason
+ * code that the audit trail keeps. */
+static void
+do_unlock(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { "login", "reason", NULL };
+    json_t *body = http_json(c->ctx);
+    const char *login = str_member(body, "login", API_LOGIN_MAX_BYTES);
+    const char *reason = str_member(body, "reason", 48);
+    struct account *a;
+    struct cf_errmsg em = { "" };
+
+    (void)s;
+    if (http_json_only(body, allowed) != 0 || login == NULL || reason == NULL ||
+        !account_reason_valid(reason)) {
+        bad_request(c, "Send a login and a reason code (a-z, 0-9, '-'), e.g. verified-with-user.");
+        return;
+    }
+    snprintf(c->ae.fields, sizeof c->ae.fields, "reason:%s", reason);
+    a = malloc(sizeof *a);
+    if (a == NULL || account_find(r, login, a) != CF_OK ||
+        strcmp(a->row.compartment, c->acct.row.compartment) != 0) {
+        free(a);
+        set_problem(c, 404, "not-found", "No such account", "No account of your académie has this login.");
+        return;
+    }
+    snprintf(c->ae.subject, sizeof c->ae.subject, "%s", a->id);
+    if (account_unlock(r, a, &em) != CF_OK) {
+        free(a);
+        set_problem(c, 409, "not-locked", "Not locked", "This account is not locked.");
+        return;
+    }
+    if (guard_unlock(c->api->guard, a->id) != CF_OK)
+        log_warnx("guard: could not clear an unlocked account's lock");
+    ok(c, 200, json_pack("{s:s, s:s}", "login", a->login, "state", a->row.state));
+    free(a);
+}
+
+static void h_unlock(struct http_ctx *x, void *app) { with_session(x, app, "account.unlock", AUTH_ADMIN, do_unlock); }
+
+/* ---- records: the one path that serves a person's data ---------------
+ *
+ * Every record the API returns goes through serve_record, in this order:
+ *   guard    counts the subject for this principal and address (distinct
+ *            subjects in sliding windows, misses weigh more, canaries) and
+ *            may lock the account at once;
+ *   policy   says whether this principal may see it, and which fields;
+ *   records  opens those fields only (the others are never decrypted);
+ *   audit    the entry names the subjects and the fields, and the answer
+ *            leaves only once it is durable (finish()).
+ * No other function in this file opens a record's fields.
+ */
+
+/* Records per answer: one page of a class or an establishment's staff. */
+#define API_PAGE_MAX 30
+
+/* The guard said no: lock the account, end its sessions, and say so. */
+static void
+locked_out(struct call *c, struct records *r, const struct guard_alert *al)
+{
+    uint64_t n;
+
+    if (strcmp(c->acct.row.state, ACCOUNT_STATE_LOCKED) != 0) {
+        snprintf(c->acct.row.state, sizeof c->acct.row.state, "%s", ACCOUNT_STATE_LOCKED);
+        snprintf(c->acct.row.locked_reason, sizeof c->acct.row.locked_reason, "guard:%s", al->rule);
+        c->acct.row.updated = (int64_t)time(NULL);
+        if (store_account_update(records_store(r), &c->acct.row) != CF_OK)
+            log_warnx("guard: could not record the lock of an account");
+    }
+    if (store_sessions_revoke(records_store(r), c->acct.row.id, NULL, &n) != CF_OK)
+        log_warnx("guard: could not revoke the sessions of a locked account");
+    http_metric_add(http_server_of(c->ctx), "coffre_lockouts_total", NULL, 1);
+    set_problem(c, 403, "account-locked", "Account locked",
+                "Unusual reading was detected; this account is locked until an "
+                "administrator of your académie unlocks it.");
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "locked");
+}
+
+/* Appends "name" to a comma-separated list, bounded. */
+static void
+list_add(char *list, size_t cap, const char *name)
+{
+    size_t n = strlen(list);
+
+    if (strstr(list, name) != NULL)
+        return;
+    snprintf(list + n, cap - n, "%s%s", n ? "," : "", name);
+}
+
+/* The guard's view of one read (subject NULL: a lookup that found nothing). */
+static int
+guarded(struct call *c, struct records *r, const uint8_t *subject, const uint8_t *digest,
+        size_t dlen)
+{
+    struct guard_event ev = { c->acct.id, c->acct.role, c->ae.addr, subject, digest, dlen,
+                              now_ms() };
+    struct guard_alert al;
+
+    if (guard_check(c->api->guard, &ev, &al) == GUARD_ALLOW)
+        return 0;
+    locked_out(c, r, &al);
+    return -1;
+}
+
+/*
+ * Serves one record: guard, policy, open, and note it for the audit entry.
+ * Returns its JSON, or NULL with the call's problem set (denied or locked).
+ */
+static json_t *
+serve_record(struct call *c, struct records *r, const struct policy_principal *p,
+             enum record_kind k, const char *id, int in_list)
+{
+    struct record *rec = malloc(sizeof *rec);
+    uint8_t bin[STORE_ID_BYTES];
+    const char *why;
+    uint32_t mask;
+    json_t *o = NULL;
+    size_t i;
+
+    if (rec == NULL) {
+        unavailable(c);
+        return NULL;
+    }
+    /* The header (ids, parents, compartment) says nothing personal. */
+    if (records_id_parse(id, bin) != CF_OK || records_get(r, k, id, 0, rec, NULL) != CF_OK) {
+        if (guarded(c, r, NULL, NULL, 0) == 0)
+            set_problem(c, 404, "not-found", "Not found", "No such record.");
+        goto out;
+    }
+    if (guarded(c, r, bin, NULL, 0) != 0)
+        goto out;
+    if (policy_check(r, p, rec, &mask, &why) != CF_OK) {
+        /* In a list, an item the principal may not see is left out. */
+        c->denied++;
+        if (!in_list) {
+            set_problem(c, 403, "forbidden", "Not allowed", "You may not read this record.");
+            snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+            list_add(c->ae.subject, sizeof c->ae.subject, id);
+        }
+        goto out;
+    }
+    if (records_get(r, k, id, mask, rec, NULL) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    o = json_pack("{s:s, s:s}", "kind", records_kind_name(k), "id", rec->id);
+    if (rec->parent[0][0] != '\0')
+        json_object_set_new(o, k == REC_GUARDIAN_LINK ? "guardian_id" : "establishment_id",
+                            json_string(rec->parent[0]));
+    if (rec->parent[1][0] != '\0')
+        json_object_set_new(o, k == REC_GUARDIAN_LINK ? "student_id" : "class_id",
+                            json_string(rec->parent[1]));
+    for (i = 0; i < records_field_count(k); i++)
+        if (rec->present & (1u << i)) {
+            json_object_set_new(o, records_field_name(k, i), json_string(rec->value[i]));
+            list_add(c->ae.fields, sizeof c->ae.fields, records_field_name(k, i));
+        }
+    list_add(c->ae.subject, sizeof c->ae.subject, rec->id);
+out:
+    if (rec != NULL)
+        sodium_memzero(rec, sizeof *rec);
+    free(rec);
+    return o;
+}
+
+static void
+do_record(struct call *c, struct records *r, enum record_kind k)
+{
+    struct policy_principal p;
+    json_t *o;
+
+    policy_principal_of(&c->acct, &p);
+    o = serve_record(c, r, &p, k, http_path_rest(c->ctx), 0);
+    if (o != NULL)
+        ok(c, 200, o);
+}
+
+/* Exact lookup through a blind index (?ine= or ?email=); a miss counts
+ * as enumeration. */
+static void
+do_lookup(struct call *c, struct records *r, enum record_kind k, const char *field)
+{
+    const char *v = http_param(c->ctx, field);
+    struct policy_principal p;
+    struct record *rec;
+    json_t *o;
+
+    if (v == NULL || strlen(v) > API_SCOPE_MAX_BYTES) {
+        bad_request(c, "Give exactly one value to look up.");
+        return;
+    }
+    rec = malloc(sizeof *rec);
+    if (rec == NULL || records_find(r, k, field, v, 0, rec, NULL) != CF_OK) {
+        free(rec);
+        if (guarded(c, r, NULL, NULL, 0) == 0)
+            set_problem(c, 404, "not-found", "Not found", "No record matches.");
+        return;
+    }
+    policy_principal_of(&c->acct, &p);
+    o = serve_record(c, r, &p, k, rec->id, 0);
+    free(rec);
+    if (o != NULL)
+        ok(c, 200, o);
+}
+
+struct page {
+    struct call *c;
+    struct records *r;
+    struct policy_principal p;
+    enum record_kind kind;       /* what is served */
+    int follow;                  /* -1: the child itself; else serve its parent[follow] */
+    json_t *items;
+    int locked;
+};
+
+static int
+page_item(void *arg, const struct record *child)
+{
+    struct page *pg = arg;
+    const char *id = pg->follow < 0 ? child->id : child->parent[pg->follow];
+    json_t *o = serve_record(pg->c, pg->r, &pg->p, pg->kind, id, 1);
+
+    if (o != NULL)
+        json_array_append_new(pg->items, o);
+    else if (strcmp(pg->c->ae.outcome, "locked") == 0 || pg->c->status >= 500) {
+        pg->locked = 1;          /* the guard stopped it, or the store failed */
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * The children of one parent (a class's students, an establishment's
+ * classes or staff, a guardian's children), API_PAGE_MAX at most: the
+ * parent goes through serve_record first, then every child; children the
+ * principal may not see are left out, and a lockout stops the whole answer.
+ */
+static void
+do_children(struct call *c, struct records *r, enum record_kind parent_kind,
+            enum record_kind list_kind, int slot, enum record_kind serve_kind, int follow)
+{
+    struct page pg = { c, r, { 0 }, serve_kind, follow, NULL, 0 };
+    const char *rest = http_path_rest(c->ctx);
+    size_t n = strcspn(rest, "/");
+    char pid[RECORD_ID_HEX + 1];
+    json_t *parent;
+
+    if (n != RECORD_ID_HEX) {
+        if (guarded(c, r, NULL, NULL, 0) == 0)
+            set_problem(c, 404, "not-found", "Not found", "No such record.");
+        return;
+    }
+    memcpy(pid, rest, RECORD_ID_HEX);
+    pid[RECORD_ID_HEX] = '\0';
+    policy_principal_of(&c->acct, &pg.p);
+    parent = serve_record(c, r, &pg.p, parent_kind, pid, 0);
+    if (parent == NULL)
+        return;
+    pg.items = json_array();
+    if (records_children(r, list_kind, slot, pid, API_PAGE_MAX, 0, page_item, &pg, NULL) != CF_OK &&
+        !pg.locked) {
+        json_decref(parent);
+        json_decref(pg.items);
+        unavailable(c);
+        return;
+    }
+    if (pg.locked) {
+        json_decref(parent);
+        json_decref(pg.items);
+        return;
+    }
+    ok(c, 200, json_pack("{s:o, s:o, s:i, s:i}", "parent", parent, "items", pg.items,
+                         "withheld", c->denied, "page_max", API_PAGE_MAX));
+}
+
+static void d_student(struct call *c, struct records *r, struct session *s) { (void)s; do_record(c, r, REC_STUDENT); }
+static void d_guardian(struct call *c, struct records *r, struct session *s) { (void)s; do_record(c, r, REC_GUARDIAN); }
+static void d_staff(struct call *c, struct records *r, struct session *s) { (void)s; do_record(c, r, REC_STAFF); }
+static void d_student_find(struct call *c, struct records *r, struct session *s) { (void)s; do_lookup(c, r, REC_STUDENT, "ine"); }
+static void d_staff_find(struct call *c, struct records *r, struct session *s) { (void)s; do_lookup(c, r, REC_STAFF, "email"); }
+static void d_class_students(struct call *c, struct records *r, struct session *s) { (void)s; do_children(c, r, REC_CLASS, REC_STUDENT, 1, REC_STUDENT, -1); }
+static void d_guardian_children(struct call *c, struct records *r, struct session *s) { (void)s; do_children(c, r, REC_GUARDIAN, REC_GUARDIAN_LINK, 0, REC_STUDENT, 1); }
+static void d_est_classes(struct call *c, struct records *r, struct session *s) { (void)s; do_children(c, r, REC_ESTABLISHMENT, REC_CLASS, 0, REC_CLASS, -1); }
+static void d_est_staff(struct call *c, struct records *r, struct session *s) { (void)s; do_children(c, r, REC_ESTABLISHMENT, REC_STAFF, 0, REC_STAFF, -1); }
+
+static void h_student(struct http_ctx *x, void *app) { with_session(x, app, "student.read", AUTH_READY, d_student); }
+static void h_student_find(struct http_ctx *x, void *app) { with_session(x, app, "student.find", AUTH_READY, d_student_find); }
+static void h_guardian(struct http_ctx *x, void *app) { with_session(x, app, "guardian.read", AUTH_READY, d_guardian); }
+static void h_staff(struct http_ctx *x, void *app) { with_session(x, app, "staff.read", AUTH_READY, d_staff); }
+static void h_staff_find(struct http_ctx *x, void *app) { with_session(x, app, "staff.find", AUTH_READY, d_staff_find); }
+static void h_class(struct http_ctx *x, void *app) { with_session(x, app, "class.students", AUTH_READY, d_class_students); }
+static void h_guardian_children(struct http_ctx *x, void *app) { with_session(x, app, "guardian.children", AUTH_READY, d_guardian_children); }
+static void h_establishment(struct http_ctx *x, void *app)
+{
+    const char *rest = http_path_rest(x);
+    size_t n = strlen(rest);
+
+    if (n > 6 && strcmp(rest + n - 6, "/staff") == 0)
+        with_session(x, app, "establishment.staff", AUTH_READY, d_est_staff);
+    else
+        with_session(x, app, "establishment.classes", AUTH_READY, d_est_classes);
+}
+
 /* ---- the route table -------------------------------------------------- */
 
 static const struct http_route routes[] = {
@@ -1004,7 +1329,17 @@ static const struct http_route routes[] = {
     { "GET",    "/api/v1/sessions",       0,                             h_sessions, "sessions" },
     { "DELETE", "/api/v1/sessions/*",     0,                       h_session_revoke, "session_revoke" },
     { "POST",   "/api/v1/accounts",       HTTP_JSON_BODY,                h_provision, "provision" },
+    { "POST",   "/api/v1/accounts/unlock", HTTP_JSON_BODY,               h_unlock,   "unlock" },
     { "POST",   "/api/v1/incidents/*",    HTTP_JSON_BODY,                h_incident, "incident" },
+    /* records: every one through serve_record (guard, policy, open, audit) */
+    { "GET",    "/api/v1/students",       0,                          h_student_find, "student_find" },
+    { "GET",    "/api/v1/students/*",     0,                             h_student,  "student" },
+    { "GET",    "/api/v1/guardians/*",    0,                             h_guardian, "guardian" },
+    { "GET",    "/api/v1/children/*",     0,                    h_guardian_children, "children" },
+    { "GET",    "/api/v1/staff",          0,                            h_staff_find, "staff_find" },
+    { "GET",    "/api/v1/staff/*",        0,                             h_staff,    "staff" },
+    { "GET",    "/api/v1/classes/*",      0,                             h_class,    "class" },
+    { "GET",    "/api/v1/establishments/*", 0,                      h_establishment, "establishment" },
 };
 
 /* ---- serving ---------------------------------------------------------- */
@@ -1032,6 +1367,7 @@ api_free(struct api *api)
 
     pwhash_stop(api->pw);
     audit_close(api->audit);
+    guard_close(api->guard);
     keyring_free(api->audit_kr);
     for (i = 0; i < api->rp.nfree; i++)
         records_close(api->rp.free[i]);
@@ -1070,6 +1406,14 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
         snprintf(krpath, sizeof krpath, "%s", o->keyring_path);
     else
         snprintf(krpath, sizeof krpath, "%s/keyring", o->data_dir);
+    {
+        struct guard_opts go;
+
+        guard_opts_default(&go);
+        go.dry_run = o->guard_dry_run;
+        if ((rc = guard_open(&go, &api.guard, em)) != CF_OK)
+            goto out;
+    }
     if ((rc = keyring_load(krpath, &api.audit_kr, em)) != CF_OK ||
         (rc = audit_open(o->data_dir, api.audit_kr, &o->audit, &api.audit, em)) != CF_OK ||
         (rc = pwhash_start(&po, &api.pw, em)) != CF_OK)

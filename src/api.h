@@ -29,6 +29,7 @@ struct api_opts {
     struct audit_opts audit;
     /* Throttling (0: the defaults of docs/signin.md). */
     uint32_t addr_free_failures;
+    int guard_dry_run;                   /* the guard alerts but never denies */
 };
 
 /* Serves until SIGTERM or SIGINT, then drains and returns.  Takes the

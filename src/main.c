@@ -638,6 +638,49 @@ cmd_add(struct cmd_args *a, enum record_kind k)
     return add_and_print(a, r, &in, &em);
 }
 
+/* A teacher (staff, by professional e-mail) teaches a class of the
+ * establishment: the relationship the policy needs. */
+static int
+cmd_class_assign(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct record_add in = { .kind = REC_TEACHING };
+    struct class_match cm = { NULL, "" };
+    struct record *staff;
+    char est[RECORD_ID_HEX + 1], sid[RECORD_ID_HEX + 1];
+    const char *email;
+    enum cf_err rc;
+    int x;
+
+    if ((cm.name = need(a, "class")) == NULL || (email = need(a, "staff-email")) == NULL)
+        return EXIT_USAGE;
+    in.value[0] = opt(a, "subject");
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    if ((x = establishment_id(a, r, est, &em)) != 0) {
+        close_records(r);
+        return x;
+    }
+    staff = malloc(sizeof *staff);
+    rc = staff == NULL ? CF_ERR_NOMEM : records_find(r, REC_STAFF, "email", email, 0, staff, &em);
+    if (rc == CF_OK)
+        rc = records_children(r, REC_CLASS, 0, est, 1000, RECORD_ALL_FIELDS, match_class, &cm, &em);
+    if (rc == CF_OK && cm.id[0] == '\0')
+        rc = cf_fail(&em, CF_ERR_NOTFOUND, "no class with this name in the establishment");
+    if (rc == CF_OK) {
+        memcpy(sid, staff->id, sizeof sid);
+        in.parent[0] = sid;
+        in.parent[1] = cm.id;
+    }
+    free(staff);
+    if (rc != CF_OK) {
+        close_records(r);
+        return fail(a, rc, &em);
+    }
+    return add_and_print(a, r, &in, &em);
+}
+
 static int cmd_establishment_add(struct cmd_args *a) { return cmd_add(a, REC_ESTABLISHMENT); }
 static int cmd_class_add(struct cmd_args *a) { return cmd_add(a, REC_CLASS); }
 static int cmd_student_add(struct cmd_args *a) { return cmd_add(a, REC_STUDENT); }
@@ -957,6 +1000,42 @@ cmd_account_show(struct cmd_args *a)
 }
 
 static int
+cmd_account_unlock(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct account *acct;
+    const char *login = need(a, "login"), *reason;
+    char fields[64];
+    enum cf_err rc;
+    int x;
+
+    if (login == NULL || (reason = need(a, "reason")) == NULL)
+        return EXIT_USAGE;
+    if (!account_reason_valid(reason))
+        return usage_error(a->cmd, "--reason: a short code such as verified-with-user "
+                           "(a-z, 0-9, '-'; never a name)");
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    acct = malloc(sizeof *acct);
+    rc = acct == NULL ? CF_ERR_NOMEM : account_find(r, login, acct);
+    if (rc == CF_ERR_NOTFOUND)
+        cf_fail(&em, rc, "no account with this login");
+    if (rc == CF_OK)
+        rc = account_unlock(r, acct, &em);
+    snprintf(fields, sizeof fields, "reason:%s", reason);
+    x = cli_audit(a, "account.unlock", rc == CF_OK ? acct->id : "", fields,
+                  rc == CF_OK ? "ok" : "failed");
+    free(acct);
+    close_records(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    if (x == 0)
+        printf("coffre: account unlocked\n");
+    return x;
+}
+
+static int
 run_incident(struct cmd_args *a, enum incident what)
 {
     struct records *r = NULL;
@@ -1030,7 +1109,7 @@ cmd_serve(struct cmd_args *a)
     struct cf_errmsg em = { "" };
     const char *proxies[MAX_REPEAT + 1];
     unsigned long long threads, workers, queue, t, m_kib, idle, absolute, bits, insecure;
-    unsigned long long ck_entries, ck_ms;
+    unsigned long long ck_entries, ck_ms, dry;
     enum cf_err rc;
     size_t i;
     int x;
@@ -1047,8 +1126,10 @@ cmd_serve(struct cmd_args *a)
         (x = parse_num(a, "audit-checkpoint-entries", 1, AUDIT_CHECKPOINT_ENTRIES_MAX,
                        SERVE_CHECKPOINT_ENTRIES, &ck_entries)) != 0 ||
         (x = parse_num(a, "audit-checkpoint-ms", 10, AUDIT_CHECKPOINT_MS_MAX,
-                       AUDIT_CHECKPOINT_MS_DEFAULT, &ck_ms)) != 0)
+                       AUDIT_CHECKPOINT_MS_DEFAULT, &ck_ms)) != 0 ||
+        (x = parse_num(a, "guard-dry-run", 0, 1, 0, &dry)) != 0)
         return x;
+    o.guard_dry_run = (int)dry;
     o.data_dir = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
     if (o.data_dir == NULL)
         return usage_error(a->cmd, "--data DIR (or %s) is required", CONFIG_ENV_DATA);
@@ -1167,6 +1248,8 @@ static const struct opt o_rotate[] = { DATA_OPTS, { "compartment", 0 }, { "batch
 static const struct opt o_est_add[] = { DATA_OPTS, { "uai", 0 }, { "name", 0 },
                                         { "academie", 0 }, { NULL, 0 } };
 static const struct opt o_est_list[] = { DATA_OPTS, { "limit", 0 }, { NULL, 0 } };
+static const struct opt o_class_assign[] = { DATA_OPTS, { "establishment", 0 }, { "class", 0 },
+    { "staff-email", 0 }, { "subject", 0 }, { NULL, 0 } };
 static const struct opt o_class_add[] = { DATA_OPTS, { "establishment", 0 }, { "name", 0 },
                                           { NULL, 0 } };
 static const struct opt o_student_add[] = { DATA_OPTS, { "establishment", 0 }, { "class", 0 },
@@ -1188,11 +1271,13 @@ static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 
     { "tls-key", 0 }, { "insecure-http", 0 }, { "trusted-proxy", 1 }, { "threads", 0 },
     { "hash-workers", 0 }, { "hash-queue", 0 }, { "hash-t", 0 }, { "hash-m-kib", 0 },
     { "session-idle", 0 }, { "session-absolute", 0 }, { "password-min-bits", 0 },
-    { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { NULL, 0 } };
+    { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { "guard-dry-run", 0 },
+    { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
     { "out", 0 }, { NULL, 0 } };
 static const struct opt o_account_show[] = { DATA_OPTS, { "login", 0 }, { NULL, 0 } };
+static const struct opt o_account_unlock[] = { DATA_OPTS, { "login", 0 }, { "reason", 0 }, { NULL, 0 } };
 static const struct opt o_incident[] = { DATA_OPTS, { "academie", 0 }, { "establishment", 0 },
     { "out", 0 }, { "dry-run", 0 }, { NULL, 0 } };
 
@@ -1211,7 +1296,7 @@ static const struct cmd commands[] = {
       "       [--insecure-http 1] [--trusted-proxy IP]... [--threads N] [--hash-workers N]\n"
       "       [--hash-queue N] [--hash-t N] [--hash-m-kib N] [--session-idle S]\n"
       "       [--session-absolute S] [--password-min-bits N] [--audit-checkpoint-entries N]\n"
-      "       [--audit-checkpoint-ms MS]",
+      "       [--audit-checkpoint-ms MS] [--guard-dry-run 1]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
       "requests in flight, writes the audit trail's final checkpoint and exits 0.\n"
       "Plain HTTP is refused on a non-loopback address unless --insecure-http 1.\n"
@@ -1257,6 +1342,10 @@ static const struct cmd commands[] = {
     { "class add", DATA_USAGE " --establishment UAI --name NAME",
       "Adds a class (division) to an establishment.\n" DATA_HELP,
       o_class_add, 0, cmd_class_add },
+    { "class assign", DATA_USAGE " --establishment UAI --class NAME --staff-email ADDR [--subject TEXT]",
+      "Records that a staff member teaches a class: a teacher reads the pupils of\n"
+      "the classes they teach, and no others.\n" DATA_HELP,
+      o_class_assign, 0, cmd_class_assign },
     { "student add", DATA_USAGE " --establishment UAI --ine INE --family-name NAME\n"
       "       --given-names NAMES --birth-date YYYY-MM-DD [--class NAME] [--address TEXT] [--email ADDR]",
       "Adds a student; every field is sealed, the INE and e-mail are indexed\n"
@@ -1295,6 +1384,10 @@ static const struct cmd commands[] = {
     { "account show", DATA_USAGE " --login LOGIN",
       "Shows an account's role, state and pending code (never the code itself).\n" DATA_HELP,
       o_account_show, 0, cmd_account_show },
+    { "account unlock", DATA_USAGE " --login LOGIN --reason CODE",
+      "Unlocks an account the guard locked.  CODE says why, as a short code kept in\n"
+      "the audit trail (e.g. verified-with-user, false-positive): a-z, 0-9, '-'.\n" DATA_HELP,
+      o_account_unlock, 0, cmd_account_unlock },
     { "incident freeze-unactivated", INCIDENT_USAGE,
       "Freezes every provisioned, never-activated account in scope: their codes\n"
       "stop working.\n" INCIDENT_HELP, o_incident, 0, cmd_incident_freeze },

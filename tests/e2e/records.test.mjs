@@ -1,0 +1,181 @@
+// records.test.mjs - the records API against a real server: every read
+// goes guard -> policy -> open -> audit.  Each role reads what the policy
+// table allows, with the fields it allows, and nothing else; a scraper is
+// locked out within its budget while a legitimate teacher goes on; an
+// administrator unlocks with a reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { coffre, tempDir } from './helpers.mjs';
+import { startServer, request, cookieOf, provisionAdmin, closeAgents, FAST_HASH, STRONG } from './server.mjs';
+
+const ine = (i) => {
+  const n = 999000000 + i;
+  return String(n).padStart(10, '0') + 'ABCDEFGHJKLMNPRSTUVWXYZ'[n % 23];
+};
+const ok = (r) => { assert.equal(r.code, 0, r.err); return r.out.trim(); };
+
+function sqlite(db, sql) {
+  const r = spawnSync('sqlite3', [db, sql], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+function school(t) {
+  const data = join(tempDir(t), 'data');
+  ok(coffre(['init', '--data', data, '--academie', '10']));
+  const E1 = ok(coffre(['establishment', 'add', '--data', data, '--uai', '0999001W', '--name', 'Collège Un', '--academie', '10']));
+  const E2 = ok(coffre(['establishment', 'add', '--data', data, '--uai', '0999002X', '--name', 'Collège Deux', '--academie', '10']));
+  const cls = {};
+  for (const [uai, name] of [['0999001W', '6A'], ['0999001W', '6B'], ['0999002X', '5A']])
+    cls[name] = ok(coffre(['class', 'add', '--data', data, '--establishment', uai, '--name', name]));
+  const st = [];
+  for (let i = 1; i <= 15; i++) {
+    const [uai, c] = i <= 5 ? ['0999001W', '6A'] : i <= 10 ? ['0999001W', '6B'] : ['0999002X', '5A'];
+    st[i] = ok(coffre(['student', 'add', '--data', data, '--establishment', uai, '--class', c, '--ine', ine(i),
+      '--family-name', `ELEVE${String.fromCharCode(64 + i)}`, '--given-names', 'Camille', '--birth-date', '2013-02-0' + (1 + (i % 9)),
+      '--address', `${i} rue des Écoles, 99001 Testville`, '--email', `eleve${i}@e.invalid`]));
+  }
+  const staff = {};
+  for (const [who, uai, fn] of [['prof', '0999001W', 'professeur'], ['secr', '0999001W', 'secrétariat'], ['secr2', '0999002X', 'secrétariat']])
+    staff[who] = ok(coffre(['staff', 'add', '--data', data, '--establishment', uai, '--family-name', who.toUpperCase(),
+      '--given-names', 'Dominique', '--email', `${who}@ac.invalid`, '--function', fn]));
+  ok(coffre(['class', 'assign', '--data', data, '--establishment', '0999001W', '--class', '6A', '--staff-email', 'prof@ac.invalid']));
+  const guardian = ok(coffre(['guardian', 'add', '--data', data, '--student', st[1], '--relationship', 'mère',
+    '--family-name', 'ELEVEA', '--given-names', 'Karine', '--phone', '0601020304']));
+  const accounts = {};
+  for (const [who, role, person] of [['student', 'student', st[1]], ['guardian', 'guardian', guardian],
+                                     ['teacher', 'teacher', staff.prof], ['office', 'staff', staff.secr]]) {
+    const out = ok(coffre(['account', 'provision', '--data', data, '--role', role, '--person', person]));
+    accounts[who] = { login: out.match(/^login (\S+)/m)[1], code: out.match(/activation code (\S+)/)[1] };
+  }
+  accounts.admin = provisionAdmin(data);
+  return { data, E1, E2, cls, st, staff, guardian, accounts };
+}
+
+async function signIn(port, accounts) {
+  const cookies = {};
+  let i = 1;
+  for (const [who, a] of Object.entries(accounts)) {
+    const r = await request(port, 'POST', '/api/v1/activate',
+      { body: { login: a.login, code: a.code, password: STRONG }, from: `127.0.30.${i++}` });
+    assert.equal(r.status, 200, `${who}: ${r.body}`);
+    cookies[who] = cookieOf(r);
+  }
+  return cookies;
+}
+
+test('records API: each role reads what the policy table allows, with its fields only', async (t) => {
+  const s = school(t);
+  const srv = await startServer(t, s.data, FAST_HASH);
+  const c = await signIn(srv.port, s.accounts);
+  // each role from its own address: the guard blocks an address with its account
+  const addr = { student: '127.0.31.1', guardian: '127.0.31.2', teacher: '127.0.31.3', office: '127.0.31.4', admin: '127.0.31.5' };
+  const get = (who, path) => request(srv.port, 'GET', path, { cookie: c[who], from: addr[who] });
+
+  // a student: self, all fields; nobody else (a pupil's budget is one
+  // person: asking for another pupil locks the account at once)
+  let r = await get('student', `/api/v1/students/${s.st[1]}`);
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.family_name, 'ELEVEA');
+  assert.ok(r.json.address && r.json.birth_date);
+  const locked = await get('student', `/api/v1/students/${s.st[2]}`);
+  assert.equal(locked.status, 403);
+  assert.match(locked.json.type, /account-locked$/);
+  const blocked = await get('student', `/api/v1/students/${s.st[1]}`);
+  assert.equal(blocked.status, 403);
+  assert.match(blocked.json.type, /address-blocked$/);
+  assert.equal((await request(srv.port, 'GET', `/api/v1/students/${s.st[1]}`,
+    { cookie: c.student, from: '127.0.31.8' })).status, 401);           // its session is gone
+  // a guardian: their child (and the list of their children), no other pupil
+  assert.equal((await get('guardian', `/api/v1/students/${s.st[1]}`)).status, 200);
+  assert.equal((await get('guardian', `/api/v1/students/${s.st[2]}`)).status, 403);
+  r = await get('guardian', `/api/v1/children/${s.guardian}`);
+  assert.equal(r.status, 200, r.body);
+  assert.deepEqual(r.json.items.map((x) => x.id), [s.st[1]]);
+  // a teacher: pupils of the class they teach, without address or birth date
+  r = await get('teacher', `/api/v1/students/${s.st[2]}`);
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.address, undefined);
+  assert.equal(r.json.birth_date, undefined);
+  assert.equal(r.json.family_name, 'ELEVEB');
+  assert.equal((await get('teacher', `/api/v1/students/${s.st[6]}`)).status, 403);
+  r = await get('teacher', `/api/v1/classes/${s.cls['6A']}/students`);
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.items.length, 5);
+  assert.ok(r.json.items.every((x) => x.address === undefined));
+  assert.equal((await get('teacher', `/api/v1/classes/${s.cls['6B']}/students`)).status, 403);
+  r = await request(srv.port, 'GET', `/api/v1/students?ine=${ine(3)}`, { cookie: c.teacher, from: addr.teacher });
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.id, s.st[3]);
+  r = await get('teacher', `/api/v1/guardians/${s.guardian}`);
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.phone, '0601020304');
+  // school staff: their establishment, all fields; not the other one
+  r = await get('office', `/api/v1/students/${s.st[7]}`);
+  assert.equal(r.status, 200);
+  assert.ok(r.json.address);
+  assert.equal((await get('office', `/api/v1/students/${s.st[11]}`)).status, 403);
+  r = await get('office', `/api/v1/establishments/${s.E1}/staff`);
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.items.length, 2);
+  assert.equal((await get('office', `/api/v1/establishments/${s.E2}/staff`)).status, 403);
+  // an administrator reads no record
+  assert.equal((await get('admin', `/api/v1/students/${s.st[1]}`)).status, 403);
+  // not ours / malformed ids: a clear 4xx
+  assert.equal((await get('office', '/api/v1/students/00000000000000000000000000000000')).status, 404);
+  assert.equal((await get('office', '/api/v1/students/nope')).status, 404);
+  assert.equal((await request(srv.port, 'GET', '/api/v1/students?ine=0999000001A', { cookie: c.office, from: addr.office })).status, 404);
+  // without a session: nothing
+  assert.equal((await request(srv.port, 'GET', `/api/v1/students/${s.st[1]}`, { from: '127.0.31.9' })).status, 401);
+  closeAgents();
+  assert.equal(await srv.stop(), 0);
+  // the trail names the subjects and the fields, never their values
+  const rows = sqlite(join(s.data, 'audit.db'), "SELECT subject, fields, outcome FROM entries WHERE action = 'student.read'");
+  assert.match(rows, new RegExp(`${s.st[2]}\\|ine,family_name,given_names,email\\|ok`));
+  assert.match(rows, /\|denied/);
+  assert.doesNotMatch(sqlite(join(s.data, 'audit.db'), 'SELECT * FROM entries'), /ELEVE|Camille|rue des/);
+  assert.equal(coffre(['audit', 'verify', '--data', s.data]).code, 0);
+});
+
+test('scrape: probing INEs locks the office account within its budget; a teacher goes on; unlock with a reason', async (t) => {
+  const s = school(t);
+  const srv = await startServer(t, s.data, FAST_HASH);
+  const c = await signIn(srv.port, s.accounts);
+  let served = 0, locked = false, tries = 0;
+  for (let i = 100; i < 5100 && !locked; i++) {
+    tries++;
+    const r = await request(srv.port, 'GET', `/api/v1/students?ine=${ine(i)}`, { cookie: c.office, from: '127.0.32.1' });
+    if (r.status === 200) served++;
+    if (r.status === 403 && r.json.type.endsWith('/account-locked')) locked = true;
+    else if (r.status === 401) locked = true;
+  }
+  console.log(`# scrape by INE guessing: ${tries} probes, ${served} records served before the lockout`);
+  assert.ok(locked, 'the guard locked the account');
+  assert.ok(tries < 5000);
+  // the session is dead, the account locked, the address blocked
+  assert.equal((await request(srv.port, 'GET', `/api/v1/students/${s.st[7]}`, { cookie: c.office, from: '127.0.32.2' })).status, 401);
+  const again = await request(srv.port, 'POST', '/api/v1/login',
+    { body: { login: s.accounts.office.login, password: STRONG }, from: '127.0.32.3' });
+  assert.equal(again.status, 401);
+  assert.equal((await request(srv.port, 'GET', '/api/v1/session', { cookie: c.teacher, from: '127.0.32.1' })).status, 403);
+  // a legitimate teacher elsewhere goes on
+  assert.equal((await request(srv.port, 'GET', `/api/v1/students/${s.st[1]}`, { cookie: c.teacher, from: '127.0.33.1' })).status, 200);
+  // the administrator unlocks with a reason code; the account signs in again
+  const bad = await request(srv.port, 'POST', '/api/v1/accounts/unlock',
+    { body: { login: s.accounts.office.login, reason: 'Jean a appelé' }, cookie: c.admin, from: '127.0.33.2' });
+  assert.equal(bad.status, 400);
+  const un = await request(srv.port, 'POST', '/api/v1/accounts/unlock',
+    { body: { login: s.accounts.office.login, reason: 'verified-with-user' }, cookie: c.admin, from: '127.0.33.2' });
+  assert.equal(un.status, 200, un.body);
+  await new Promise((res) => setTimeout(res, 1100));       // the failed sign-in above waits 1 s
+  const back = await request(srv.port, 'POST', '/api/v1/login',
+    { body: { login: s.accounts.office.login, password: STRONG }, from: '127.0.33.3' });
+  assert.equal(back.status, 200, back.body);
+  closeAgents();
+  assert.equal(await srv.stop(), 0);
+  const trail = sqlite(join(s.data, 'audit.db'), "SELECT action, fields, outcome FROM entries WHERE outcome IN ('locked') OR action = 'account.unlock'");
+  assert.match(trail, /student\.find\|\|locked/);
+  assert.match(trail, /account\.unlock\|reason:verified-with-user\|ok/);
+});
