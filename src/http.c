@@ -1440,6 +1440,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
         return after_handler(c);
     case RS_RESUMING:
         return queue_stored(c);
+    case RS_SUSPENDED:
+        return MHD_YES;                 /* not resumed yet: nothing to do */
     default:
         log_kv(LOG_ERROR, "http: unexpected call, closing", "request_id", c->idhex,
                (const char *)NULL);
@@ -1503,6 +1505,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (last)
         ctx_free(c);
 }
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) PRINTF(2, 0);
 
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)

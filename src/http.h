@@ -80,12 +80,14 @@ struct http_server;
  * checks above; must reply once (now, or later after http_defer). */
 typedef void (*http_handler)(struct http_ctx *ctx, void *app);
 
+/* The first route of the table (built-ins first) matching method and path
+ * wins: put exact paths before the prefix routes they overlap. */
 struct http_route {
     const char *method;        /* "GET", "POST", ... */
     const char *path;          /* exact path, or a prefix: "/api/v1/students/" then '*' */
     unsigned flags;
     http_handler fn;
-    const char *name;          /* metrics label, [a-z0-9_]+: "login", "student_get" */
+    const char *name;          /* metrics label, [a-z0-9_]{1,63}: "login", "student_get" */
 };
 
 struct http_opts {

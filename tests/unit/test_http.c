@@ -18,7 +18,6 @@
 #include "../../src/http.c"
 
 #include <sys/time.h>
-#include <sys/wait.h>
 
 #include "testutil.h"
 
@@ -577,6 +576,7 @@ static const struct http_route routes[] = {
     { "GET",    "/t/echo",    0, h_echo, "echo" },
     { "GET",    "/t/items/*", 0, h_items, "items" },
     { "DELETE", "/t/items/*", 0, h_items, "items_delete" },
+    { "GET",    "/t/items/special", 0, h_items, "items_special" },  /* shadowed */
     { "GET",    "/t/race",    0, h_race, "race" },
     { "GET",    "/t/noreply", 0, h_noreply, "noreply" },
     { "GET",    "/t/twice",   0, h_twice, "twice" },
@@ -752,6 +752,16 @@ test_method_not_allowed(void **state)
     resp_free(&r);
     do_req("DELETE", "/t/items/x", NULL, NULL, 0, NULL, &r);
     assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* two routes match: each method once */
+    do_req("PUT", "/t/items/special", NULL, NULL, 0, NULL, &r);
+    assert_problem(&r, 405, "method-not-allowed");
+    assert_string_equal(hdr(&r, "Allow"), "GET, DELETE");
+    resp_free(&r);
+    /* the first matching route of the table wins */
+    get("/t/items/special", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"rest\":\"special\""));
     resp_free(&r);
 }
 
