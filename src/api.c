@@ -441,6 +441,24 @@ signed_in(struct call *c, struct records *r)
     snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
 }
 
+/* Hands the password to the hash pool; `done` goes on from a worker.  A
+ * full pool answers 503 at once (audited). */
+static void
+hash_async(struct call *c, enum pwhash_op op, const char *password,
+           void (*done)(struct pwhash_job *, enum cf_err))
+{
+    c->job.op = op;
+    snprintf(c->job.password, sizeof c->job.password, "%s", password);
+    c->job.done = done;
+    c->job.arg = c;
+    if (pwhash_submit(c->api->pw, &c->job) != CF_OK) {
+        sodium_memzero(c->job.password, sizeof c->job.password);
+        sodium_memzero(c->new_password, sizeof c->new_password);
+        overloaded(c);
+        finish(c);
+    }
+}
+
 static void
 login_hashed(struct pwhash_job *j, enum cf_err rc)
 {
@@ -490,20 +508,12 @@ h_login(struct http_ctx *ctx, void *app)
     }
     if ((r = preauth(c, "login", login)) == NULL)
         return;
-    c->job.op = PWHASH_VERIFY;
     c->job.rehash = 1;
     c->found = account_signin_target(r, login, pwhash_dummy(c->api->pw), &c->acct, c->job.hash);
     if (c->found)
         snprintf(c->ae.actor, sizeof c->ae.actor, "acct:%s", c->acct.id);
     release(c->api, r);
-    snprintf(c->job.password, sizeof c->job.password, "%s", password);
-    c->job.done = login_hashed;
-    c->job.arg = c;
-    if (pwhash_submit(c->api->pw, &c->job) != CF_OK) {
-        sodium_memzero(c->job.password, sizeof c->job.password);
-        overloaded(c);
-        finish(c);
-    }
+    hash_async(c, PWHASH_VERIFY, password, login_hashed);
 }
 
 /* ---- activation ------------------------------------------------------- */
@@ -593,15 +603,7 @@ h_activate(struct http_ctx *ctx, void *app)
         return;
     }
     release(c->api, r);
-    c->job.op = PWHASH_HASH;
-    snprintf(c->job.password, sizeof c->job.password, "%s", password);
-    c->job.done = activate_hashed;
-    c->job.arg = c;
-    if (pwhash_submit(c->api->pw, &c->job) != CF_OK) {
-        sodium_memzero(c->job.password, sizeof c->job.password);
-        overloaded(c);
-        finish(c);
-    }
+    hash_async(c, PWHASH_HASH, password, activate_hashed);
 }
 
 /* ---- password change -------------------------------------------------- */
@@ -707,17 +709,8 @@ h_password(struct http_ctx *ctx, void *app)
         return;
     }
     release(c->api, r);
-    c->job.op = PWHASH_VERIFY;
-    snprintf(c->job.password, sizeof c->job.password, "%s", cur);
     snprintf(c->new_password, sizeof c->new_password, "%s", new);
-    c->job.done = password_checked;
-    c->job.arg = c;
-    if (pwhash_submit(c->api->pw, &c->job) != CF_OK) {
-        sodium_memzero(c->job.password, sizeof c->job.password);
-        sodium_memzero(c->new_password, sizeof c->new_password);
-        overloaded(c);
-        finish(c);
-    }
+    hash_async(c, PWHASH_VERIFY, cur, password_checked);
 }
 
 /* ---- signed-in requests ---------------------------------------------- */
