@@ -1353,6 +1353,12 @@ healthy(void *app)
     return audit_status(api->audit);
 }
 
+static int
+load_canary(void *arg, const uint8_t id[16])
+{
+    return guard_add_canary(arg, id) != CF_OK;
+}
+
 static void
 api_free(struct api *api)
 {
@@ -1434,6 +1440,11 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
             api.rp.nfree++;
     if (rc != CF_OK)
         goto out;
+    /* The canaries of our compartments, from their sealed lists. */
+    if ((rc = records_canaries(api.rp.free[0], load_canary, api.guard)) != CF_OK) {
+        rc = cf_fail(em, rc, "canaries: cannot load the list");
+        goto out;
+    }
     if ((rc = http_start(&ho, &api.http, em)) != CF_OK)
         goto out;
     if (http_metric_gauge_fn(api.http, "coffre_audit_queue_depth",

@@ -10,6 +10,7 @@
 #include "bounds.h"
 #include "demo.h"
 #include "ids.h"
+#include <sodium.h>
 #include "banned.h"
 
 /* Every name is at least 5 bytes long, so that the stolen-store test can
@@ -298,4 +299,38 @@ demo_generate(struct records *r, const struct demo_opts *o, demo_fn fn,
         memset(counts, 0, sizeof *counts);
     }
     return rc;
+}
+
+enum cf_err
+demo_canary_people(struct records *r, const char *establishment_id, unsigned n,
+                   char (*ids)[RECORD_ID_HEX + 1], struct cf_errmsg *em)
+{
+    char date[DATE_BYTES + 1];
+    struct ine ine;
+    unsigned i, tries;
+    enum cf_err rc;
+
+    if (n < 1 || n > DEMO_MAX_CANARIES)
+        return cf_fail(em, CF_ERR_INPUT, "count: must be 1 to %d", DEMO_MAX_CANARIES);
+    for (i = 0; i < n; i++) {
+        struct record_add in = { .kind = REC_STUDENT, .parent = { establishment_id, NULL } };
+
+        snprintf(date, sizeof date, "%04u-%02u-%02u", 2008 + randombytes_uniform(12),
+                 1 + randombytes_uniform(12), 1 + randombytes_uniform(28));
+        in.value[1] = family[randombytes_uniform(COUNT(family))];
+        in.value[2] = given_child[randombytes_uniform(COUNT(given_child))];
+        in.value[3] = date;
+        /* an INE like any other; a (rare) clash with an existing one: draw again */
+        for (tries = 0; tries < 8; tries++) {
+            if (ids_make_ine_bea(998000000ULL + randombytes_uniform(1000000), &ine) != CF_OK)
+                return cf_fail(em, CF_ERR_LIMIT, "canary: no INE");
+            in.value[0] = ine.s;
+            rc = records_add(r, &in, ids[i], em);
+            if (rc != CF_ERR_EXISTS)
+                break;
+        }
+        if (rc != CF_OK)
+            return rc;
+    }
+    return CF_OK;
 }

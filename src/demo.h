@@ -37,4 +37,16 @@ enum cf_err demo_generate(struct records *r, const struct demo_opts *o,
                           demo_fn fn, void *arg, struct demo_counts *counts,
                           struct cf_errmsg *em) WARN_UNUSED;
 
+/*
+ * Canary people for an establishment: n students with ordinary-looking
+ * names, INEs and birth dates, in no class and with no guardian, drawn
+ * from the CSPRNG (not the seed: nobody may predict them).  ids gets their
+ * ids.  The caller registers them (records_canary_register) in the same
+ * transaction.
+ */
+#define DEMO_MAX_CANARIES 1000
+enum cf_err demo_canary_people(struct records *r, const char *establishment_id,
+                               unsigned n, char (*ids)[RECORD_ID_HEX + 1],
+                               struct cf_errmsg *em) WARN_UNUSED;
+
 #endif

@@ -681,6 +681,52 @@ cmd_class_assign(struct cmd_args *a)
     return add_and_print(a, r, &in, &em);
 }
 
+/* Canary people for an establishment, and the sealed list that names them,
+ * in one transaction. */
+static int
+cmd_canary_add(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    char est[RECORD_ID_HEX + 1], (*ids)[RECORD_ID_HEX + 1] = NULL;
+    struct record *e = NULL;
+    unsigned long long n;
+    enum cf_err rc;
+    int x;
+
+    if ((x = parse_num(a, "count", 1, DEMO_MAX_CANARIES, 10, &n)) != 0)
+        return x;
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    if ((x = establishment_id(a, r, est, &em)) != 0) {
+        close_records(r);
+        return x;
+    }
+    ids = calloc(n, sizeof *ids);
+    e = malloc(sizeof *e);
+    rc = ids == NULL || e == NULL ? CF_ERR_NOMEM : records_get(r, REC_ESTABLISHMENT, est, 0, e, &em);
+    if (rc == CF_OK)
+        rc = records_begin(r, 0);
+    if (rc == CF_OK) {
+        rc = demo_canary_people(r, est, (unsigned)n, ids, &em);
+        if (rc == CF_OK)
+            rc = records_canary_register(r, e->compartment, ids, (size_t)n, &em);
+        if (rc == CF_OK)
+            rc = records_commit(r, &em);
+        else
+            records_rollback(r);
+    }
+    x = cli_audit(a, "canary.add", est, "", rc == CF_OK ? "ok" : "failed");
+    free(ids);
+    free(e);
+    close_records(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    if (x == 0)
+        printf("coffre: %llu canary pupils added; any read of one locks the reader at once\n", n);
+    return x;
+}
+
 static int cmd_establishment_add(struct cmd_args *a) { return cmd_add(a, REC_ESTABLISHMENT); }
 static int cmd_class_add(struct cmd_args *a) { return cmd_add(a, REC_CLASS); }
 static int cmd_student_add(struct cmd_args *a) { return cmd_add(a, REC_STUDENT); }
@@ -1248,6 +1294,7 @@ static const struct opt o_rotate[] = { DATA_OPTS, { "compartment", 0 }, { "batch
 static const struct opt o_est_add[] = { DATA_OPTS, { "uai", 0 }, { "name", 0 },
                                         { "academie", 0 }, { NULL, 0 } };
 static const struct opt o_est_list[] = { DATA_OPTS, { "limit", 0 }, { NULL, 0 } };
+static const struct opt o_canary[] = { DATA_OPTS, { "establishment", 0 }, { "count", 0 }, { NULL, 0 } };
 static const struct opt o_class_assign[] = { DATA_OPTS, { "establishment", 0 }, { "class", 0 },
     { "staff-email", 0 }, { "subject", 0 }, { NULL, 0 } };
 static const struct opt o_class_add[] = { DATA_OPTS, { "establishment", 0 }, { "name", 0 },
@@ -1342,6 +1389,12 @@ static const struct cmd commands[] = {
     { "class add", DATA_USAGE " --establishment UAI --name NAME",
       "Adds a class (division) to an establishment.\n" DATA_HELP,
       o_class_add, 0, cmd_class_add },
+    { "canary add", DATA_USAGE " --establishment UAI [--count N]",
+      "Adds N (default 10) canary pupils to the establishment: they look like any\n"
+      "other but belong to no class and no guardian, so no legitimate reader ever\n"
+      "asks for one; the guard locks whoever reads one, at the first read.  Which\n"
+      "pupils are canaries is kept sealed.\n" DATA_HELP,
+      o_canary, 0, cmd_canary_add },
     { "class assign", DATA_USAGE " --establishment UAI --class NAME --staff-email ADDR [--subject TEXT]",
       "Records that a staff member teaches a class: a teacher reads the pupils of\n"
       "the classes they teach, and no others.\n" DATA_HELP,

@@ -1138,3 +1138,94 @@ records_count_version(struct records *r, const char *compartment, uint32_t kv,
     *count = total;
     return CF_OK;
 }
+
+/* ---- canaries --------------------------------------------------------- */
+
+/* One sealed field holds up to this many ids (hex and commas within
+ * RECORD_FIELD_PT_MAX). */
+#define CANARY_IDS_PER_ROW 31
+
+static const char *const canary_fields[] = { "ids" };
+
+enum cf_err
+records_canary_register(struct records *r, const char *compartment,
+                        char (*ids)[RECORD_ID_HEX + 1], size_t n, struct cf_errmsg *em)
+{
+    char (*v)[RECORD_FIELD_PT_MAX + 1];
+    uint8_t rowid[STORE_ID_BYTES];
+    struct records_blob b = { "canary_set", compartment, rowid, 0, canary_fields, 1 };
+    size_t i, k, len[1];
+    enum cf_err rc = CF_OK;
+
+    if (!keyring_has(r->kr, compartment))
+        return crypto_error(r, compartment, em);
+    v = calloc(1, sizeof *v);
+    if (v == NULL)
+        return cf_fail(em, CF_ERR_NOMEM, "out of memory");
+    for (i = 0; i < n && rc == CF_OK; i += CANARY_IDS_PER_ROW) {
+        size_t o = 0;
+
+        for (k = i; k < n && k < i + CANARY_IDS_PER_ROW; k++)
+            o += (size_t)snprintf(v[0] + o, sizeof v[0] - o, "%s%s", o ? "," : "", ids[k]);
+        len[0] = o;
+        rand_take(r, rowid, sizeof rowid);
+        b.kv = keyring_current_version(r->kr, compartment);
+        rc = records_blob_seal(r, &b, v, len, 1u, r->row.fields, sizeof r->row.fields,
+                               &r->row.fields_len);
+        if (rc == CF_OK)
+            rc = store_canary_put(r->st, rowid, compartment, b.kv, r->row.fields,
+                                  r->row.fields_len);
+    }
+    free(v);
+    if (rc != CF_OK)
+        return cf_fail(em, rc, "canaries: cannot record the list: %s", cf_err_str(rc));
+    return CF_OK;
+}
+
+struct canary_ctx {
+    struct records *r;
+    records_canary_fn fn;
+    void *arg;
+    enum cf_err rc;
+};
+
+static int
+open_canaries(void *arg, const uint8_t id[STORE_ID_BYTES], const char *compartment,
+              uint32_t kv, const uint8_t *fields, size_t len)
+{
+    struct canary_ctx *c = arg;
+    struct records_blob b = { "canary_set", compartment, id, kv, canary_fields, 1 };
+    char (*v)[RECORD_FIELD_PT_MAX + 1];
+    uint32_t present = 0;
+    uint8_t bin[STORE_ID_BYTES];
+    char *p, *comma;
+
+    if (!keyring_has(c->r->kr, compartment))
+        return 0;                 /* another académie's canaries: not ours to check */
+    v = calloc(1, sizeof *v);
+    if (v == NULL) {
+        c->rc = CF_ERR_NOMEM;
+        return 1;
+    }
+    c->rc = records_blob_open(c->r, &b, fields, len, 1u, v, &present);
+    for (p = v[0]; c->rc == CF_OK && present && *p != '\0'; p = comma + 1) {
+        comma = strchr(p, ',');
+        if (comma != NULL)
+            *comma = '\0';
+        if (records_id_parse(p, bin) == CF_OK && c->fn(c->arg, bin) != 0)
+            break;
+        if (comma == NULL)
+            break;
+    }
+    free(v);
+    return c->rc != CF_OK;
+}
+
+enum cf_err
+records_canaries(struct records *r, records_canary_fn fn, void *arg)
+{
+    struct canary_ctx c = { r, fn, arg, CF_OK };
+    enum cf_err rc = store_canaries(r->st, open_canaries, &c);
+
+    return rc != CF_OK ? rc : c.rc;
+}

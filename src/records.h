@@ -180,6 +180,20 @@ enum cf_err records_reseal(struct records *r, const char *compartment,
 enum cf_err records_count_version(struct records *r, const char *compartment,
                                   uint32_t kv, uint64_t *count) WARN_UNUSED;
 
+/*
+ * Canary records (DESIGN.md section 7): the ids of people who belong to no
+ * class and no guardian, kept as a sealed list (so a stolen store does not
+ * say which people are canaries).  records_canary_register adds n ids of
+ * one compartment; records_canaries visits every id of the compartments
+ * this keyring holds.
+ */
+enum cf_err records_canary_register(struct records *r, const char *compartment,
+                                    char (*ids)[RECORD_ID_HEX + 1], size_t n,
+                                    struct cf_errmsg *em) WARN_UNUSED;
+typedef int (*records_canary_fn)(void *arg, const uint8_t id[16]);
+enum cf_err records_canaries(struct records *r, records_canary_fn fn, void *arg)
+    WARN_UNUSED;
+
 /* Id conversions (hex, lower-case). */
 enum cf_err records_id_parse(const char *hex, uint8_t out[16]) WARN_UNUSED;
 void records_id_format(const uint8_t id[16], char out[RECORD_ID_HEX + 1]);

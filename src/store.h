@@ -236,6 +236,15 @@ enum cf_err store_throttle_put(struct store *st, const uint8_t *key, size_t len,
 enum cf_err store_throttle_clear(struct store *st, const uint8_t *key,
                                  size_t len) WARN_UNUSED;
 
+/* Sealed canary lists (opaque here): one row per batch. */
+enum cf_err store_canary_put(struct store *st, const uint8_t id[STORE_ID_BYTES],
+                             const char *compartment, uint32_t kv,
+                             const uint8_t *fields, size_t len) WARN_UNUSED;
+typedef int (*store_canary_fn)(void *arg, const uint8_t id[STORE_ID_BYTES],
+                               const char *compartment, uint32_t kv,
+                               const uint8_t *fields, size_t len);
+enum cf_err store_canaries(struct store *st, store_canary_fn fn, void *arg) WARN_UNUSED;
+
 /* Schema version of the open store, and the newest this build knows. */
 int store_schema_version(struct store *st);
 int store_schema_latest(void);

@@ -65,6 +65,7 @@ static const char *const stmt_fmt[Q_KIND_COUNT] = {
 enum misc_stmt {
     M_ACC_INSERT, M_ACC_UPDATE, M_ACC_GET, M_ACC_FIND, M_ACC_PERSON, M_SES_INSERT, M_SES_GET,
     M_SES_TOUCH, M_SES_REVOKE, M_SES_OF, M_THR_GET, M_THR_PUT, M_THR_CLEAR,
+    M_CAN_PUT, M_CAN_ALL,
     M_COUNT
 };
 
@@ -1157,4 +1158,50 @@ store_throttle_clear(struct store *st, const uint8_t *key, size_t len)
         return CF_ERR_STORE;
     sqlite3_bind_blob(s, 1, key, (int)len, SQLITE_STATIC);
     return step_done(st, s, 0);
+}
+
+/* ---- canaries --------------------------------------------------------- */
+
+enum cf_err
+store_canary_put(struct store *st, const uint8_t id[STORE_ID_BYTES], const char *compartment,
+                 uint32_t kv, const uint8_t *fields, size_t len)
+{
+    sqlite3_stmt *s = misc(st, M_CAN_PUT, "INSERT INTO canary_sets (id, compartment, kv, fields, "
+                           "created) VALUES (?1, ?2, ?3, ?4, ?5)");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, kv);
+    sqlite3_bind_blob(s, 4, fields, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)time(NULL));
+    return step_done(st, s, 0);
+}
+
+enum cf_err
+store_canaries(struct store *st, store_canary_fn fn, void *arg)
+{
+    sqlite3_stmt *s = misc(st, M_CAN_ALL, "SELECT id, compartment, kv, fields FROM canary_sets ORDER BY rid");
+    enum cf_err rc = CF_OK;
+    int step;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const uint8_t *id = sqlite3_column_blob(s, 0);
+        const char *comp = (const char *)sqlite3_column_text(s, 1);
+
+        if (id == NULL || sqlite3_column_bytes(s, 0) != STORE_ID_BYTES || comp == NULL) {
+            rc = CF_ERR_STORE;
+            break;
+        }
+        if (fn(arg, id, comp, (uint32_t)sqlite3_column_int64(s, 2), sqlite3_column_blob(s, 3),
+               (size_t)sqlite3_column_bytes(s, 3)) != 0)
+            break;
+    }
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    return rc;
 }

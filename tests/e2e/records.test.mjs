@@ -179,3 +179,30 @@ test('scrape: probing INEs locks the office account within its budget; a teacher
   assert.match(trail, /student\.find\|\|locked/);
   assert.match(trail, /account\.unlock\|reason:verified-with-user\|ok/);
 });
+
+test('canary: the first read of a canary pupil locks the reader at once, within budget', async (t) => {
+  const s = school(t);
+  const out = coffre(['canary', 'add', '--data', s.data, '--establishment', '0999001W', '--count', '3']);
+  assert.equal(out.code, 0, out.err);
+  // which pupils are canaries is sealed; here we find them as the pupils in no class
+  const canaries = sqlite(join(s.data, 'coffre.db'), 'SELECT hex(id) FROM students WHERE p1 IS NULL')
+    .split('\n').map((x) => x.toLowerCase());
+  assert.equal(canaries.length, 3);
+  const srv = await startServer(t, s.data, FAST_HASH);
+  const c = await signIn(srv.port, s.accounts);
+  // within budget, an ordinary read is served, and so is a canary-free page
+  assert.equal((await request(srv.port, 'GET', `/api/v1/students/${s.st[7]}`, { cookie: c.office, from: '127.0.34.1' })).status, 200);
+  // a canary: refused, the account locked, at the first touch
+  const r = await request(srv.port, 'GET', `/api/v1/students/${canaries[0]}`, { cookie: c.office, from: '127.0.34.1' });
+  assert.equal(r.status, 403);
+  assert.match(r.json.type, /account-locked$/);
+  assert.doesNotMatch(r.body, /ELEVE|Camille/);
+  assert.equal((await request(srv.port, 'GET', `/api/v1/students/${s.st[7]}`, { cookie: c.office, from: '127.0.34.9' })).status, 401);
+  // the teacher, reading her own class, is untouched
+  assert.equal((await request(srv.port, 'GET', `/api/v1/classes/${s.cls['6A']}/students`, { cookie: c.teacher, from: '127.0.34.2' })).status, 200);
+  closeAgents();
+  assert.equal(await srv.stop(), 0);
+  assert.match(sqlite(join(s.data, 'coffre.db'), "SELECT locked_reason FROM accounts WHERE state = 'locked'"), /guard:canary/);
+  // the store says nothing of who is a canary but the sealed list
+  assert.doesNotMatch(sqlite(join(s.data, 'coffre.db'), 'SELECT hex(fields) FROM canary_sets'), new RegExp(canaries[0], 'i'));
+});
