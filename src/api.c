@@ -1061,8 +1061,12 @@ static void h_unlock(struct http_ctx *x, void *app) { with_session(x, app, "acco
  * No other function in this file opens a record's fields.
  */
 
-/* Records per answer: one page of a class or an establishment's staff. */
+/* Records per answer: one page of a class or an establishment's staff.
+ * The audit entry names every one: the parent and 30 ids of 32 hex with
+ * their commas fit AUDIT_SUBJECT_MAX (1,022 of 1,024 bytes). */
 #define API_PAGE_MAX 30
+_Static_assert(RECORD_ID_HEX * (API_PAGE_MAX + 1) + API_PAGE_MAX <= AUDIT_SUBJECT_MAX,
+               "a page and its parent must fit one audit entry");
 
 /* The guard said no: lock the account, end its sessions, and say so. */
 static void
@@ -1086,15 +1090,24 @@ locked_out(struct call *c, struct records *r, const struct guard_alert *al)
     snprintf(c->ae.outcome, sizeof c->ae.outcome, "locked");
 }
 
-/* Appends "name" to a comma-separated list, bounded. */
-static void
+/* Adds "name" to a comma-separated list unless it is there already (whole
+ * items compared).  -1 when it does not fit: the caller must not serve what
+ * the audit entry could not name. */
+static int
 list_add(char *list, size_t cap, const char *name)
 {
-    size_t n = strlen(list);
+    size_t n = strlen(list), k = strlen(name);
+    const char *p = list;
 
-    if (strstr(list, name) != NULL)
-        return;
+    while ((p = strstr(p, name)) != NULL) {
+        if ((p == list || p[-1] == ',') && (p[k] == ',' || p[k] == '\0'))
+            return 0;
+        p += k;
+    }
+    if (n + (n ? 1 : 0) + k >= cap)
+        return -1;
     snprintf(list + n, cap - n, "%s%s", n ? "," : "", name);
+    return 0;
 }
 
 /* The guard's view of one read (subject NULL: a lookup that found nothing). */
@@ -1145,7 +1158,7 @@ serve_record(struct call *c, struct records *r, const struct policy_principal *p
         if (!in_list) {
             set_problem(c, 403, "forbidden", "Not allowed", "You may not read this record.");
             snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
-            list_add(c->ae.subject, sizeof c->ae.subject, id);
+            (void)list_add(c->ae.subject, sizeof c->ae.subject, id);
         }
         goto out;
     }
@@ -1163,9 +1176,16 @@ serve_record(struct call *c, struct records *r, const struct policy_principal *p
     for (i = 0; i < records_field_count(k); i++)
         if (rec->present & (1u << i)) {
             json_object_set_new(o, records_field_name(k, i), json_string(rec->value[i]));
-            list_add(c->ae.fields, sizeof c->ae.fields, records_field_name(k, i));
+            if (list_add(c->ae.fields, sizeof c->ae.fields, records_field_name(k, i)) != 0)
+                break;
         }
-    list_add(c->ae.subject, sizeof c->ae.subject, rec->id);
+    /* Served only if the audit entry names it. */
+    if (i < records_field_count(k) ||
+        list_add(c->ae.subject, sizeof c->ae.subject, rec->id) != 0) {
+        json_decref(o);
+        o = NULL;
+        unavailable(c);
+    }
 out:
     if (rec != NULL)
         sodium_memzero(rec, sizeof *rec);
