@@ -121,6 +121,10 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 $(WARN) -Wno-format-nonliteral \
                 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
 FUZZ_OBJS    := $(MODS:%=$(FUZZ_DIR)/clang/%.o) $(FUZZ_DIR)/clang/sql_sqlite.o
+# FUZZ_STRICT=1: the targets also fail on the known bugs of fuzz/README.md,
+# and fuzz-replay replays fuzz/crashes/ too (binaries built apart)
+FUZZ_DEFS    := $(if $(FUZZ_STRICT),-DFUZZ_STRICT)
+FUZZ_SFX     := $(if $(FUZZ_STRICT),-strict)
 
 .PHONY: fuzz fuzz-replay fuzz-check-cc
 
@@ -129,13 +133,14 @@ $(FUZZ_DIR)/libcoffre.a: $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(FUZZ_DIR)/replay/%: fuzz/%.c fuzz/replay.c fuzz/*.h src/*.h $(FUZZ_DIR)/libcoffre.a
+$(FUZZ_DIR)/replay$(FUZZ_SFX)/%: fuzz/%.c fuzz/replay.c fuzz/*.h src/*.h $(FUZZ_DIR)/libcoffre.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/replay.c $(FUZZ_DIR)/libcoffre.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(FUZZ_DEFS) $(LDFLAGS) -o $@ $< fuzz/replay.c $(FUZZ_DIR)/libcoffre.a $(LDLIBS)
 
-fuzz-replay: $(FUZZ:%=$(FUZZ_DIR)/replay/%)
+fuzz-replay: $(FUZZ:%=$(FUZZ_DIR)/replay$(FUZZ_SFX)/%)
 	@pass=0; fail=0; for t in $(FUZZ); do \
-	    if $(FUZZ_DIR)/replay/$$t fuzz/corpus/$${t#fuzz_}; then pass=$$((pass + 1)); \
+	    if $(FUZZ_DIR)/replay$(FUZZ_SFX)/$$t fuzz/corpus/$${t#fuzz_} \
+	        $(if $(FUZZ_STRICT),fuzz/crashes/$${t#fuzz_}); then pass=$$((pass + 1)); \
 	    else fail=$$((fail + 1)); fi; \
 	done; echo "$$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
@@ -158,9 +163,11 @@ $(FUZZ_DIR)/clang/libcoffre.a: $(FUZZ_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(FUZZ_DIR)/clang/fuzz_%: fuzz/fuzz_%.c fuzz/*.h src/*.h $(FUZZ_DIR)/clang/libcoffre.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/clang/libcoffre.a $(LDLIBS)
+$(FUZZ_DIR)/libfuzzer$(FUZZ_SFX)/fuzz_%: fuzz/fuzz_%.c fuzz/*.h src/*.h $(FUZZ_DIR)/clang/libcoffre.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_DEFS) -fsanitize=fuzzer -o $@ $< \
+	    $(FUZZ_DIR)/clang/libcoffre.a $(LDLIBS)
 
 fuzz: fuzz-check-cc
-	@$(MAKE) --no-print-directory $(FUZZ:%=$(FUZZ_DIR)/clang/%)
-	@sh fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ)
+	@$(MAKE) --no-print-directory $(FUZZ:%=$(FUZZ_DIR)/libfuzzer$(FUZZ_SFX)/%)
+	@sh fuzz/run.sh $(FUZZ_DIR)/libfuzzer$(FUZZ_SFX) $(FUZZ_SECONDS) $(FUZZ)

@@ -294,11 +294,14 @@ parse_uint(const char *s, size_t n, uint64_t max, uint64_t *out)
     if (n == 0 || n > 20)
         return -1;
     for (i = 0; i < n; i++) {
+        uint64_t d = (uint64_t)(s[i] - '0');
+
         if (s[i] < '0' || s[i] > '9')
             return -1;
-        if (v > (max - (uint64_t)(s[i] - '0')) / 10)
+        /* v * 10 + d <= max, without wrapping when d > max */
+        if (d > max || v > (max - d) / 10)
             return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
+        v = v * 10 + d;
     }
     *out = v;
     return 0;
@@ -1211,7 +1214,9 @@ form_decode(char *s, size_t n)
                 return -1;
             s[o++] = (char)(hi * 16 + lo);
             i += 2;
-        } else
+        } else if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return -1;          /* a raw NUL or control byte: refused like an escaped one */
+        else
             s[o++] = s[i];
     }
     s[o] = '\0';
@@ -1346,6 +1351,8 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
             if (hi < 0 || lo < 0 || v < 0x20 || v == 0x7f)
                 return &uri_bad_tag;
+            if (i + 2 >= HTTP_MAX_URL_BYTES)      /* the escape's end counts too */
+                return &uri_long_tag;
             i += 2;
         }
     }

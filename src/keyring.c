@@ -94,7 +94,9 @@ kr_add(struct keyring *kr, const char *code, const uint8_t *kek)
 
     if (kr->n >= KEYRING_MAX_COMPARTMENTS)
         return CF_ERR_LIMIT;
-    if (strlen(code) != ACADEMIE_CODE_BYTES)
+    /* compartments are académie codes: two digits */
+    if (strlen(code) != ACADEMIE_CODE_BYTES || code[0] < '0' || code[0] > '9' ||
+        code[1] < '0' || code[1] > '9')
         return CF_ERR_INPUT;
     if (keyring_has(kr, code))
         return CF_ERR_EXISTS;
