@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1407,6 +1408,17 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     size_t i;
     int lockfd;
 
+    /* SIGTERM before http_wait is ready must not kill the process: block
+     * it from here on (every thread started below inherits the mask);
+     * http_wait takes it when it is ready to drain. */
+    {
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
     memset(&api, 0, sizeof api);
     pthread_mutex_init(&api.rp.mu, NULL);
     pthread_cond_init(&api.rp.cv, NULL);

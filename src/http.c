@@ -2523,6 +2523,17 @@ http_wait(struct http_server *s)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGINT, &sa, &old_int);
+    /* The caller may have blocked these from start-up on, so that one
+     * arriving before now waits for this handler instead of killing the
+     * process: take them now. */
+    {
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    }
     for (;;) {
         struct pollfd p = { fds[0], POLLIN, 0 };
 

@@ -517,19 +517,34 @@ store_row_update(struct store *st, enum store_table t,
     return rc;
 }
 
-/* Steps a bound SELECT once into out. */
+/* Steps a bound SELECT once: its row read into out, CF_ERR_NOTFOUND for
+ * none.  One place for every single-row read. */
+typedef enum cf_err (*row_reader)(sqlite3_stmt *s, void *out);
+
 static enum cf_err
-select_one(sqlite3_stmt *s, struct store_row *out)
+step_one(sqlite3_stmt *s, row_reader read, void *out)
 {
     enum cf_err rc;
 
     switch (sqlite3_step(s)) {
-    case SQLITE_ROW:  rc = read_row(s, out); break;
+    case SQLITE_ROW:  rc = read(s, out); break;
     case SQLITE_DONE: rc = CF_ERR_NOTFOUND; break;
     default:          rc = CF_ERR_STORE; break;
     }
     sqlite3_reset(s);
     return rc;
+}
+
+static enum cf_err
+read_row_any(sqlite3_stmt *s, void *out)
+{
+    return read_row(s, out);
+}
+
+static enum cf_err
+select_one(sqlite3_stmt *s, struct store_row *out)
+{
+    return step_one(s, read_row_any, out);
 }
 
 enum cf_err
@@ -792,17 +807,15 @@ read_account(sqlite3_stmt *s, struct store_account *a)
 }
 
 static enum cf_err
+read_account_any(sqlite3_stmt *s, void *out)
+{
+    return read_account(s, out);
+}
+
+static enum cf_err
 account_one(sqlite3_stmt *s, struct store_account *out)
 {
-    enum cf_err rc;
-
-    switch (sqlite3_step(s)) {
-    case SQLITE_ROW:  rc = read_account(s, out); break;
-    case SQLITE_DONE: rc = CF_ERR_NOTFOUND; break;
-    default:          rc = CF_ERR_STORE; break;
-    }
-    sqlite3_reset(s);
-    return rc;
+    return step_one(s, read_account_any, out);
 }
 
 enum cf_err
@@ -1009,6 +1022,12 @@ read_session(sqlite3_stmt *s, struct store_session *x)
     return CF_OK;
 }
 
+static enum cf_err
+read_session_any(sqlite3_stmt *s, void *out)
+{
+    return read_session(s, out);
+}
+
 #define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked"
 
 enum cf_err
@@ -1016,18 +1035,11 @@ store_session_get(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES],
                   struct store_session *out)
 {
     sqlite3_stmt *s = misc(st, M_SES_GET, "SELECT " SES_COLS " FROM sessions WHERE token_hash = ?1");
-    enum cf_err rc;
 
     if (s == NULL)
         return CF_ERR_STORE;
     sqlite3_bind_blob(s, 1, hash, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
-    switch (sqlite3_step(s)) {
-    case SQLITE_ROW:  rc = read_session(s, out); break;
-    case SQLITE_DONE: rc = CF_ERR_NOTFOUND; break;
-    default:          rc = CF_ERR_STORE; break;
-    }
-    sqlite3_reset(s);
-    return rc;
+    return step_one(s, read_session_any, out);
 }
 
 enum cf_err
