@@ -168,6 +168,8 @@ $(FUZZ_DIR)/libfuzzer$(FUZZ_SFX)/fuzz_%: fuzz/fuzz_%.c fuzz/*.h src/*.h $(FUZZ_D
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_DEFS) -fsanitize=fuzzer -o $@ $< \
 	    $(FUZZ_DIR)/clang/libcoffre.a $(LDLIBS)
 
-fuzz: fuzz-check-cc
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-check-cc
 	@$(MAKE) --no-print-directory $(FUZZ:%=$(FUZZ_DIR)/libfuzzer$(FUZZ_SFX)/%)
 	@sh fuzz/run.sh $(FUZZ_DIR)/libfuzzer$(FUZZ_SFX) $(FUZZ_SECONDS) $(FUZZ)

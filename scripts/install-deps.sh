@@ -1,20 +1,23 @@
 #!/bin/sh
-# install-deps.sh build|test|bench - installs the Debian packages coffre needs
+# install-deps.sh build|test|bench|fuzz - installs the Debian packages coffre needs
 # when some are missing.  Idempotent; prints nothing when all is there.
 #   build: compiler, pkg-config and the libraries the daemon links
 #   test:  build + cmocka, node (e2e runner), sqlite3 (tests tamper with stores)
 #   bench: build + wrk, node, sqlite3
+#   fuzz:  build + clang with its sanitizer and libFuzzer runtimes
 set -eu
 
 BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev libzxcvbn-dev libmicrohttpd-dev"
 TEST_PKGS="$BUILD_PKGS libcmocka-dev nodejs sqlite3"
 BENCH_PKGS="$BUILD_PKGS nodejs sqlite3 wrk"
+FUZZ_PKGS="$BUILD_PKGS clang libclang-rt-14-dev"
 
 case "${1:-build}" in
     build) want=$BUILD_PKGS ;;
     test)  want=$TEST_PKGS ;;
     bench) want=$BENCH_PKGS ;;
-    *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+    fuzz)  want=$FUZZ_PKGS ;;
+    *) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;
 esac
 
 missing=""
