@@ -35,7 +35,7 @@ SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 BENCHES  := bench_seal bench_import bench_audit
 
-.PHONY: all run test unit asan e2e bench bench-deps deps test-deps clean
+.PHONY: all run test unit asan e2e e2e-asan bench bench-deps deps test-deps clean
 all: $(BUILD)/coffre
 
 deps:
@@ -73,11 +73,18 @@ asan:
 e2e: $(BUILD)/coffre
 	COFFRE_BIN=$(abspath $(BUILD)/coffre) node --test tests/e2e/*.test.mjs
 
+# The end-to-end suite once more against an ASan+UBSan build of coffre (and
+# every CLI command it runs): any leak or undefined behaviour fails a test.
+e2e-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" build-asan/coffre
+	COFFRE_SANITIZED=1 COFFRE_BIN=$(abspath build-asan/coffre) node --test tests/e2e/*.test.mjs
+
 test: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory e2e-asan
 	@$(MAKE) --no-print-directory fuzz-replay
 
 run: deps

@@ -33,7 +33,9 @@
 #include "banned.h"
 
 #define EXIT_USAGE 2
-#define MAX_OPTS 16
+/* Options one command may have (serve has the most); checked at start-up
+ * for every command, so a longer table fails loudly, not out of bounds. */
+#define MAX_OPTS 32
 #define MAX_REPEAT KEYRING_MAX_COMPARTMENTS
 
 /* ---- option parsing --------------------------------------------------- */
@@ -1528,6 +1530,15 @@ main(int argc, char **argv)
         return 0;
     }
     for (i = 0; i < NCOMMANDS; i++) {
+        size_t n = 0;
+
+        while (commands[i].opts != NULL && commands[i].opts[n].name != NULL)
+            n++;
+        if (n > MAX_OPTS) {
+            fprintf(stderr, "coffre: internal error: '%s' has more than %d options\n",
+                    commands[i].name, MAX_OPTS);
+            return EXIT_FAILURE;
+        }
         used = match_cmd(&commands[i], argc - 1, argv + 1);
         if (used == 0)
             continue;

@@ -60,7 +60,11 @@ test('login flood: 500 connections, memory bounded, /healthz answers throughout'
               `${errors} client errors; RSS idle ${(idle / 1024).toFixed(1)} MiB, peak ${(peak / 1024).toFixed(1)} MiB ` +
               `(bound ${WORKERS} x ${MEM_MIB} + 64 = ${limitKiB / 1024} MiB); /healthz ${health.length} probes, ` +
               `p50 ${lat[Math.floor(lat.length / 2)].toFixed(1)} ms, max ${lat[lat.length - 1].toFixed(1)} ms`);
-  assert.ok(peak <= limitKiB, `peak RSS ${peak} KiB above ${limitKiB} KiB`);
+  // Under AddressSanitizer (make test's second e2e run) memory is not
+  // representative: freed blocks sit in quarantine.  The bound is checked
+  // on the normal build.
+  if (!process.env.COFFRE_SANITIZED)
+    assert.ok(peak <= limitKiB, `peak RSS ${peak} KiB above ${limitKiB} KiB`);
   assert.ok(health.length >= 20);
   assert.ok(health.every((h) => h.status === 200), '/healthz answered 200 throughout');
   for (const s of Object.keys(statuses))
