@@ -1438,11 +1438,7 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     else
         snprintf(krpath, sizeof krpath, "%s/keyring", o->data_dir);
     {
-        struct guard_opts go;
-
-        guard_opts_default(&go);
-        go.dry_run = o->guard_dry_run;
-        if ((rc = guard_open(&go, &api.guard, em)) != CF_OK)
+        if ((rc = guard_open(&o->guard, &api.guard, em)) != CF_OK)
             goto out;
     }
     if ((rc = keyring_load(krpath, &api.audit_kr, em)) != CF_OK ||

@@ -10,6 +10,7 @@
 
 #include "audit.h"
 #include "err.h"
+#include "guard.h"
 
 struct api_opts {
     const char *data_dir;
@@ -29,7 +30,7 @@ struct api_opts {
     struct audit_opts audit;
     /* Throttling (0: the defaults of docs/signin.md). */
     uint32_t addr_free_failures;
-    int guard_dry_run;                   /* the guard alerts but never denies */
+    struct guard_opts guard;             /* from guard_opts_default, then flags */
 };
 
 /* Serves until SIGTERM or SIGINT, then drains and returns.  Takes the

@@ -25,6 +25,7 @@
 #include "api.h"
 #include "audit.h"
 #include "demo.h"
+#include "guard.h"
 #include "ids.h"
 #include "keyring.h"
 #include "log.h"
@@ -1146,6 +1147,69 @@ static int cmd_incident_force(struct cmd_args *a) { return run_incident(a, INCID
 
 /* ---- serve ------------------------------------------------------------ */
 
+/* "SHORT/LONG" -> a budget; -1 when malformed. */
+static int
+parse_budget(const char *s, struct guard_budget *b)
+{
+    unsigned long long x, y;
+    char *end;
+
+    errno = 0;
+    x = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '/' || errno != 0)
+        return -1;
+    s = end + 1;
+    y = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || x > y || y > GUARD_BUDGET_MAX)
+        return -1;
+    b->short_max = (uint32_t)x;
+    b->long_max = (uint32_t)y;
+    return 0;
+}
+
+/*
+ * --guard-budgets ROLE=SHORT/LONG,... (reads of distinct people per 1 h /
+ * 24 h), --guard-address-budget SHORT/LONG, --guard-miss-weight N,
+ * --guard-block-s N (0: no address blocks).  Defaults: docs/guard.md.
+ */
+static int
+parse_guard(const struct cmd_args *a, struct guard_opts *g)
+{
+    const char *list = opt(a, "guard-budgets"), *ab = opt(a, "guard-address-budget");
+    unsigned long long w, block;
+    int x;
+
+    if ((x = parse_num(a, "guard-miss-weight", 1, GUARD_MISS_WEIGHT_MAX,
+                       GUARD_MISS_WEIGHT_DEFAULT, &w)) != 0 ||
+        (x = parse_num(a, "guard-block-s", 0, (unsigned long long)(GUARD_BLOCK_MS_MAX / 1000),
+                       (unsigned long long)(GUARD_BLOCK_MS_DEFAULT / 1000), &block)) != 0)
+        return x;
+    g->miss_weight = (uint32_t)w;
+    g->block_ms = (int64_t)block * 1000;
+    if (ab != NULL && parse_budget(ab, &g->address) != 0)
+        return usage_error(a->cmd, "--guard-address-budget: SHORT/LONG, e.g. 15000/25000");
+    while (list != NULL && *list != '\0') {
+        char item[64], *eq;
+        size_t n = strcspn(list, ",");
+        enum account_role role;
+
+        if (n >= sizeof item)
+            return usage_error(a->cmd, "--guard-budgets: an item is too long");
+        memcpy(item, list, n);
+        item[n] = '\0';
+        eq = strchr(item, '=');
+        if (eq == NULL)
+            return usage_error(a->cmd, "--guard-budgets: ROLE=SHORT/LONG,... e.g. teacher=600/1200");
+        *eq = '\0';
+        if (account_role_parse(item, &role) != 0 || parse_budget(eq + 1, &g->role[role]) != 0)
+            return usage_error(a->cmd, "--guard-budgets: ROLE=SHORT/LONG,... e.g. teacher=600/1200");
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+    return 0;
+}
+
 /* A checkpoint rewrites the keyring (the epoch advances) with two fsyncs:
  * under load the time bound (1 s) sets the pace, not a count of entries. */
 #define SERVE_CHECKPOINT_ENTRIES 100000
@@ -1177,7 +1241,10 @@ cmd_serve(struct cmd_args *a)
                        AUDIT_CHECKPOINT_MS_DEFAULT, &ck_ms)) != 0 ||
         (x = parse_num(a, "guard-dry-run", 0, 1, 0, &dry)) != 0)
         return x;
-    o.guard_dry_run = (int)dry;
+    guard_opts_default(&o.guard);
+    o.guard.dry_run = (int)dry;
+    if ((x = parse_guard(a, &o.guard)) != 0)
+        return x;
     o.data_dir = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
     if (o.data_dir == NULL)
         return usage_error(a->cmd, "--data DIR (or %s) is required", CONFIG_ENV_DATA);
@@ -1321,7 +1388,8 @@ static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 
     { "hash-workers", 0 }, { "hash-queue", 0 }, { "hash-t", 0 }, { "hash-m-kib", 0 },
     { "session-idle", 0 }, { "session-absolute", 0 }, { "password-min-bits", 0 },
     { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { "guard-dry-run", 0 },
-    { NULL, 0 } };
+    { "guard-budgets", 0 }, { "guard-address-budget", 0 }, { "guard-miss-weight", 0 },
+    { "guard-block-s", 0 }, { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
     { "out", 0 }, { NULL, 0 } };
@@ -1345,7 +1413,8 @@ static const struct cmd commands[] = {
       "       [--insecure-http 1] [--trusted-proxy IP]... [--threads N] [--hash-workers N]\n"
       "       [--hash-queue N] [--hash-t N] [--hash-m-kib N] [--session-idle S]\n"
       "       [--session-absolute S] [--password-min-bits N] [--audit-checkpoint-entries N]\n"
-      "       [--audit-checkpoint-ms MS] [--guard-dry-run 1]",
+      "       [--audit-checkpoint-ms MS] [--guard-dry-run 1] [--guard-budgets ROLE=S/L,...]\n"
+      "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
       "requests in flight, writes the audit trail's final checkpoint and exits 0.\n"
       "Plain HTTP is refused on a non-loopback address unless --insecure-http 1.\n"
@@ -1354,7 +1423,8 @@ static const struct cmd commands[] = {
       "waiting, beyond which sign-ins get 503.  Defaults: t=2, 19 MiB, 2 workers,\n"
       "queue 256; sessions idle 30 min, absolute 12 h; passwords >= 50 bits.  The\n"
       "audit trail signs a checkpoint (and advances its epoch) every 1 s or 100,000\n"
-      "entries, whichever comes first.\n" DATA_HELP,
+      "entries, whichever comes first.  The guard's budgets (distinct people read per\n"
+      "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n" DATA_HELP,
       o_serve, 0, cmd_serve },
     { "audit verify", DATA_USAGE " [--initial-seed FILE]",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"

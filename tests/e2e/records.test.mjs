@@ -206,3 +206,39 @@ test('canary: the first read of a canary pupil locks the reader at once, within 
   // the store says nothing of who is a canary but the sealed list
   assert.doesNotMatch(sqlite(join(s.data, 'coffre.db'), 'SELECT hex(fields) FROM canary_sets'), new RegExp(canaries[0], 'i'));
 });
+
+test('guard flags: a budget set on the command line is enforced; dry run only alerts', async (t) => {
+  const s = school(t);
+  const readAll = async (srv, cookie, from) => {
+    let served = 0;
+    for (let i = 1; i <= 10; i++) {
+      const r = await request(srv.port, 'GET', `/api/v1/students/${s.st[i]}`, { cookie, from });
+      if (r.status !== 200) return { served, status: r.status, type: r.json?.type };
+      served++;
+    }
+    return { served, status: 200 };
+  };
+  // school staff may read 5 distinct people an hour: the 6th locks
+  let srv = await startServer(t, s.data, [...FAST_HASH, '--guard-budgets', 'staff=5/50,teacher=600/1200']);
+  let c = await signIn(srv.port, s.accounts);
+  let r = await readAll(srv, c.office, '127.0.35.1');
+  assert.equal(r.served, 5);
+  assert.match(r.type, /account-locked$/);
+  closeAgents();
+  assert.equal(await srv.stop(), 0);
+  // the same with --guard-dry-run 1 (after an unlock): all ten served, alerts logged
+  assert.equal(coffre(['account', 'unlock', '--data', s.data, '--login', s.accounts.office.login,
+    '--reason', 'false-positive']).code, 0);
+  srv = await startServer(t, s.data, [...FAST_HASH, '--guard-budgets', 'staff=5/50', '--guard-dry-run', '1']);
+  const login = await request(srv.port, 'POST', '/api/v1/login',
+    { body: { login: s.accounts.office.login, password: STRONG }, from: '127.0.35.2' });
+  assert.equal(login.status, 200, login.body);
+  r = await readAll(srv, cookieOf(login), '127.0.35.2');
+  assert.equal(r.served, 10);
+  closeAgents();
+  assert.equal(await srv.stop(), 0);
+  assert.match(srv.log, /"rule":"budget-1h"/);
+  // bad flags are usage errors
+  const bad = coffre(['serve', '--data', s.data, '--guard-budgets', 'teacher=9/3']);
+  assert.equal(bad.code, 2);
+});
