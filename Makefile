@@ -98,6 +98,7 @@ bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw
 	@for b in $(BENCHES); do $(BUILD)/$$b || exit 1; done
 	@bench/login.sh $(BUILD)/coffre
 	@bench/http.sh $(BUILD)/coffre
+	@bench/read.sh $(BUILD)/coffre
 
 bench-deps:
 	@scripts/install-deps.sh bench
