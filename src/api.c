@@ -1260,6 +1260,27 @@ page_item(void *arg, const struct record *child)
     return 0;
 }
 
+/* Pages a list may have: a class or an establishment's staff is far
+ * smaller than API_PAGES_MAX pages. */
+#define API_PAGES_MAX 1000
+
+static int
+count_one(void *arg, const struct record *rec)
+{
+    (void)rec;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* Whether a child exists past `upto` (headers only: nothing opened). */
+static int
+page_has_more(struct records *r, enum record_kind k, int slot, const char *pid, size_t upto)
+{
+    size_t n = 0;
+
+    return records_children_page(r, k, slot, pid, upto, 1, 0, count_one, &n, NULL) == CF_OK && n > 0;
+}
+
 /*
  * The children of one parent (a class's students, an establishment's
  * classes or staff, a guardian's children), API_PAGE_MAX at most: the
@@ -1272,6 +1293,8 @@ do_children(struct call *c, struct records *r, enum record_kind parent_kind,
 {
     struct page pg = { c, r, { 0 }, serve_kind, follow, NULL, 0 };
     const char *rest = http_path_rest(c->ctx);
+    unsigned long page = 0;
+    int more;
     size_t n = strcspn(rest, "/");
     char pid[RECORD_ID_HEX + 1];
     json_t *parent;
@@ -1283,13 +1306,27 @@ do_children(struct call *c, struct records *r, enum record_kind parent_kind,
     }
     memcpy(pid, rest, RECORD_ID_HEX);
     pid[RECORD_ID_HEX] = '\0';
+    /* ?page=N (from 0): pages of API_PAGE_MAX, "more" says if another follows */
+    if (http_param(c->ctx, "page") != NULL) {
+        const char *pg_s = http_param(c->ctx, "page");
+        char *end;
+
+        errno = 0;
+        page = strtoul(pg_s, &end, 10);
+        if (pg_s[0] < '0' || pg_s[0] > '9' || *end != '\0' || errno != 0 || page > API_PAGES_MAX) {
+            bad_request(c, "page: a whole number from 0.");
+            return;
+        }
+    }
     policy_principal_of(&c->acct, &pg.p);
     parent = serve_record(c, r, &pg.p, parent_kind, pid, 0);
     if (parent == NULL)
         return;
     pg.items = json_array();
-    if (records_children(r, list_kind, slot, pid, API_PAGE_MAX, 0, page_item, &pg, NULL) != CF_OK &&
-        !pg.locked) {
+    /* one more than a page, to know whether another page follows */
+    more = page_has_more(r, list_kind, slot, pid, (page + 1) * API_PAGE_MAX);
+    if (records_children_page(r, list_kind, slot, pid, page * API_PAGE_MAX, API_PAGE_MAX, 0,
+                              page_item, &pg, NULL) != CF_OK && !pg.locked) {
         json_decref(parent);
         json_decref(pg.items);
         unavailable(c);
@@ -1300,8 +1337,9 @@ do_children(struct call *c, struct records *r, enum record_kind parent_kind,
         json_decref(pg.items);
         return;
     }
-    ok(c, 200, json_pack("{s:o, s:o, s:i, s:i}", "parent", parent, "items", pg.items,
-                         "withheld", c->denied, "page_max", API_PAGE_MAX));
+    ok(c, 200, json_pack("{s:o, s:o, s:i, s:i, s:i, s:b}", "parent", parent, "items", pg.items,
+                         "withheld", c->denied, "page_max", API_PAGE_MAX, "page", (int)page,
+                         "more", more));
 }
 
 static void d_student(struct call *c, struct records *r, struct session *s) { (void)s; do_record(c, r, REC_STUDENT); }

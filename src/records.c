@@ -960,6 +960,14 @@ records_children(struct records *r, enum record_kind k, int slot,
                  const char *parent_id, size_t limit, uint32_t mask,
                  records_fn fn, void *arg, struct cf_errmsg *em)
 {
+    return records_children_page(r, k, slot, parent_id, 0, limit, mask, fn, arg, em);
+}
+
+enum cf_err
+records_children_page(struct records *r, enum record_kind k, int slot,
+                      const char *parent_id, size_t offset, size_t limit,
+                      uint32_t mask, records_fn fn, void *arg, struct cf_errmsg *em)
+{
     uint8_t bin[STORE_ID_BYTES];
     struct visit_ctx *c;
     enum cf_err rc;
@@ -973,7 +981,7 @@ records_children(struct records *r, enum record_kind k, int slot,
     if (c == NULL)
         return cf_fail(em, CF_ERR_NOMEM, "out of memory");
     *c = (struct visit_ctx){ .r = r, .k = k, .mask = mask, .fn = fn, .arg = arg, .em = em };
-    rc = store_rows_by_parent(r->st, kinds[k].table, slot, bin, limit, visit_row, c);
+    rc = store_rows_by_parent(r->st, kinds[k].table, slot, bin, offset, limit, visit_row, c);
     if (rc == CF_OK)
         rc = c->rc;
     else

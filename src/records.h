@@ -153,6 +153,11 @@ enum cf_err records_find(struct records *r, enum record_kind k,
 /* Children of a record: rows of kind k whose parent[slot] is parent_id, at
  * most limit, each opened with mask.  fn returns non-zero to stop. */
 typedef int (*records_fn)(void *arg, const struct record *rec);
+/* The same, a page at a time: skips the first `offset` children. */
+enum cf_err records_children_page(struct records *r, enum record_kind k, int slot,
+                                  const char *parent_id, size_t offset, size_t limit,
+                                  uint32_t mask, records_fn fn, void *arg,
+                                  struct cf_errmsg *em) WARN_UNUSED;
 enum cf_err records_children(struct records *r, enum record_kind k, int slot,
                              const char *parent_id, size_t limit,
                              uint32_t mask, records_fn fn, void *arg,

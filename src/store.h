@@ -102,11 +102,12 @@ enum cf_err store_row_find(struct store *st, enum store_table t, int slot,
  * valid during the call only. */
 typedef int (*store_row_fn)(void *arg, const struct store_row *row);
 
-/* Rows whose parent[slot] is parent_id, at most limit of them. */
+/* Rows whose parent[slot] is parent_id, in insertion order, skipping the
+ * first `offset`, at most limit of them. */
 enum cf_err store_rows_by_parent(struct store *st, enum store_table t,
                                  int slot, const uint8_t parent_id[STORE_ID_BYTES],
-                                 size_t limit, store_row_fn fn, void *arg)
-    WARN_UNUSED;
+                                 size_t offset, size_t limit, store_row_fn fn,
+                                 void *arg) WARN_UNUSED;
 /* Rows of a compartment sealed with a key older than kv, at most limit. */
 enum cf_err store_rows_older(struct store *st, enum store_table t,
                              const char *compartment, uint32_t kv,

@@ -54,8 +54,8 @@ static const char *const stmt_fmt[Q_KIND_COUNT] = {
     [Q_GET]     = "SELECT " COLS " FROM %s WHERE id = ?1",
     [Q_FIND0]   = "SELECT " COLS " FROM %s WHERE idx0 = ?1 LIMIT 1",
     [Q_FIND1]   = "SELECT " COLS " FROM %s WHERE idx1 = ?1 LIMIT 1",
-    [Q_PARENT0] = "SELECT " COLS " FROM %s WHERE p0 = ?1 ORDER BY rid LIMIT ?2",
-    [Q_PARENT1] = "SELECT " COLS " FROM %s WHERE p1 = ?1 ORDER BY rid LIMIT ?2",
+    [Q_PARENT0] = "SELECT " COLS " FROM %s WHERE p0 = ?1 ORDER BY rid LIMIT ?2 OFFSET ?3",
+    [Q_PARENT1] = "SELECT " COLS " FROM %s WHERE p1 = ?1 ORDER BY rid LIMIT ?2 OFFSET ?3",
     [Q_OLDER]   = "SELECT " COLS " FROM %s WHERE compartment = ?1 AND kv < ?2 LIMIT ?3",
     [Q_ALL]     = "SELECT " COLS " FROM %s ORDER BY rid LIMIT ?1",
     [Q_COUNTV]  = "SELECT count(*) FROM %s WHERE compartment = ?1 AND kv = ?2",
@@ -602,8 +602,8 @@ select_each(sqlite3_stmt *s, store_row_fn fn, void *arg)
 
 enum cf_err
 store_rows_by_parent(struct store *st, enum store_table t, int slot,
-                     const uint8_t parent_id[STORE_ID_BYTES], size_t limit,
-                     store_row_fn fn, void *arg)
+                     const uint8_t parent_id[STORE_ID_BYTES], size_t offset,
+                     size_t limit, store_row_fn fn, void *arg)
 {
     sqlite3_stmt *s;
 
@@ -614,6 +614,7 @@ store_rows_by_parent(struct store *st, enum store_table t, int slot,
         return CF_ERR_STORE;
     sqlite3_bind_blob(s, 1, parent_id, STORE_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)offset);
     return select_each(s, fn, arg);
 }
 

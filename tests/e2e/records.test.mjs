@@ -242,3 +242,30 @@ test('guard flags: a budget set on the command line is enforced; dry run only al
   const bad = coffre(['serve', '--data', s.data, '--guard-budgets', 'teacher=9/3']);
   assert.equal(bad.code, 2);
 });
+
+test('lists come in pages of 30: page and more tell the rest; a bad page is a 400', async (t) => {
+  const s = school(t);
+  ok(coffre(['class', 'add', '--data', s.data, '--establishment', '0999001W', '--name', '6C']));
+  for (let i = 20; i < 55; i++)
+    ok(coffre(['student', 'add', '--data', s.data, '--establishment', '0999001W', '--class', '6C', '--ine', ine(i),
+      '--family-name', 'PAGE', '--given-names', 'Camille', '--birth-date', '2013-03-03']));
+  ok(coffre(['class', 'assign', '--data', s.data, '--establishment', '0999001W', '--class', '6C', '--staff-email', 'prof@ac.invalid']));
+  const c6 = sqlite(join(s.data, 'coffre.db'), 'SELECT lower(hex(p1)) FROM students GROUP BY p1 HAVING count(*) = 35');
+  const srv = await startServer(t, s.data, FAST_HASH);
+  const c = await signIn(srv.port, s.accounts);
+  const get = (q) => request(srv.port, 'GET', `/api/v1/classes/${c6}/students${q}`, { cookie: c.teacher, from: '127.0.36.1' });
+  let r = await get('');
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.items.length, 30);
+  assert.equal(r.json.more, true);
+  r = await get('?page=1');
+  assert.equal(r.json.items.length, 5);
+  assert.equal(r.json.more, false);
+  const ids = new Set([...(await get('?page=0')).json.items, ...r.json.items].map((x) => x.id));
+  assert.equal(ids.size, 35);
+  assert.equal((await get('?page=2')).json.items.length, 0);
+  assert.equal((await get('?page=-1')).status, 400);
+  assert.equal((await get('?page=x')).status, 400);
+  closeAgents();
+  assert.equal(await srv.stop(), 0);
+});
