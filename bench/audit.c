@@ -61,36 +61,16 @@ die(const char *what)
     exit(1);
 }
 
-struct rate {
-    double med, min, max;
-};
-
 /* Per second over RUNS runs of `ops` each. */
-static struct rate
+static struct stat3
 rate_of(const double *secs, const uint64_t *ops)
 {
     double r[RUNS];
-    struct rate out;
     int i;
 
     for (i = 0; i < RUNS; i++)
         r[i] = (double)ops[i] / secs[i];
-    qsort(r, RUNS, sizeof r[0], cmp_double);
-    out.min = r[0];
-    out.med = r[RUNS / 2];
-    out.max = r[RUNS - 1];
-    return out;
-}
-
-static const char *
-fmt_rate(char *buf, size_t cap, struct rate r)
-{
-    char a[32], b[32], c[32];
-
-    snprintf(buf, cap, "%s (%s–%s)", fmt_int(a, sizeof a, (uint64_t)(r.med + 0.5)),
-             fmt_int(b, sizeof b, (uint64_t)(r.min + 0.5)),
-             fmt_int(c, sizeof c, (uint64_t)(r.max + 0.5)));
-    return buf;
+    return stat_of(r, RUNS);
 }
 
 /* A realistic entry: a teacher's account reading one student's fields. */
@@ -314,10 +294,10 @@ usage(void)
 
 static void
 row(const char *what, unsigned nthreads, const double *secs, const uint64_t *ops,
-    const struct rate *raw)
+    const struct stat3 *raw)
 {
     char a[128];
-    struct rate r = rate_of(secs, ops);
+    struct stat3 r = rate_of(secs, ops);
 
     if (raw != NULL)
         printf("| %s | %u | %s | %.1f× |\n", what, nthreads, fmt_rate(a, sizeof a, r),
@@ -340,7 +320,7 @@ main(int argc, char **argv)
     struct keyring *kr = NULL;
     struct cf_errmsg em = { "" };
     struct audit_report rep;
-    struct rate raw;
+    struct stat3 raw;
     sqlite3 *rdb;
     int a, run, k;
 

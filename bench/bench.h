@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static inline double
@@ -63,6 +64,42 @@ cmp_double(const void *a, const void *b)
     double x = *(const double *)a, y = *(const double *)b;
 
     return x < y ? -1 : x > y;
+}
+
+/* Median, min and max of n values (the upper median for even n). */
+#define BENCH_MAX_RUNS 16
+struct stat3 {
+    double med, min, max;
+};
+
+static inline struct stat3
+stat_of(const double *v, int n)
+{
+    double s[BENCH_MAX_RUNS];
+    struct stat3 out;
+
+    if (n < 1 || n > BENCH_MAX_RUNS) {
+        fprintf(stderr, "bench: %d runs, 1 to %d supported\n", n, BENCH_MAX_RUNS);
+        exit(1);
+    }
+    memcpy(s, v, (size_t)n * sizeof s[0]);
+    qsort(s, (size_t)n, sizeof s[0], cmp_double);
+    out.min = s[0];
+    out.med = s[n / 2];
+    out.max = s[n - 1];
+    return out;
+}
+
+/* "1,234 (1,200–1,300)": a rate's median (min–max), whole numbers. */
+static inline const char *
+fmt_rate(char *buf, size_t cap, struct stat3 r)
+{
+    char a[32], b[32], c[32];
+
+    snprintf(buf, cap, "%s (%s–%s)", fmt_int(a, sizeof a, (uint64_t)(r.med + 0.5)),
+             fmt_int(b, sizeof b, (uint64_t)(r.min + 0.5)),
+             fmt_int(c, sizeof c, (uint64_t)(r.max + 0.5)));
+    return buf;
 }
 
 #endif

@@ -254,17 +254,6 @@ load(unsigned port, const char *path, unsigned long total, unsigned conns)
     return (double)(total / conns * conns) / t;
 }
 
-static void
-fmt_rate(char *out, size_t n, double v)
-{
-    unsigned long r = (unsigned long)(v + 0.5);
-
-    if (r >= 1000)
-        snprintf(out, n, "%lu,%03lu", r / 1000, r % 1000);
-    else
-        snprintf(out, n, "%lu", r);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -346,14 +335,10 @@ main(int argc, char **argv)
            "| requests/s: median (min–max) | vs bare |\n|---|---:|---:|\n",
            total / conns * conns, conns, threads);
     for (i = 0; i < 3; i++) {
-        char med[32], lo[32], hi[32], base[32];
+        char cell[128];
+        struct stat3 r = stat_of(rate[i], RUNS), base = stat_of(rate[0], RUNS);
 
-        qsort(rate[i], RUNS, sizeof rate[i][0], cmp_double);
-        fmt_rate(med, sizeof med, rate[i][RUNS / 2]);
-        fmt_rate(lo, sizeof lo, rate[i][0]);
-        fmt_rate(hi, sizeof hi, rate[i][RUNS - 1]);
-        snprintf(base, sizeof base, "%.2f", rate[i][RUNS / 2] / rate[0][RUNS / 2]);
-        printf("| %s | %s (%s–%s) | %s |\n", names[i], med, lo, hi, base);
+        printf("| %s | %s | %.2f |\n", names[i], fmt_rate(cell, sizeof cell, r), r.med / base.med);
     }
     return 0;
 }

@@ -81,25 +81,6 @@ die(const char *what, const char *detail)
     exit(1);
 }
 
-struct stat3 {
-    double med, min, max;
-};
-
-/* Median, min and max of n values (n odd or even: the upper median). */
-static struct stat3
-stat_of(const double *v, int n)
-{
-    double s[RUNS_MAX];
-    struct stat3 out;
-
-    memcpy(s, v, (size_t)n * sizeof s[0]);
-    qsort(s, (size_t)n, sizeof s[0], cmp_double);
-    out.min = s[0];
-    out.med = s[n / 2];
-    out.max = s[n - 1];
-    return out;
-}
-
 static struct stat3
 rate_of(const double *secs, int n, uint64_t ops)
 {
@@ -109,17 +90,6 @@ rate_of(const double *secs, int n, uint64_t ops)
     for (i = 0; i < n; i++)
         r[i] = (double)ops / secs[i];
     return stat_of(r, n);
-}
-
-static const char *
-fmt_rate(char *buf, size_t cap, struct stat3 s)
-{
-    char a[32], b[32], c[32];
-
-    snprintf(buf, cap, "%s (%s–%s)", fmt_int(a, sizeof a, (uint64_t)(s.med + 0.5)),
-             fmt_int(b, sizeof b, (uint64_t)(s.min + 0.5)),
-             fmt_int(c, sizeof c, (uint64_t)(s.max + 0.5)));
-    return buf;
 }
 
 static const char *

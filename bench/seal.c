@@ -51,35 +51,15 @@ die(const char *what)
 }
 
 /* Operations per second of RUNS runs: median, min, max. */
-struct rate {
-    double med, min, max;
-};
-
-static struct rate
+static struct stat3
 rate_of(const double *secs, uint64_t ops)
 {
     double r[RUNS];
-    struct rate out;
     int i;
 
     for (i = 0; i < RUNS; i++)
         r[i] = (double)ops / secs[i];
-    qsort(r, RUNS, sizeof r[0], cmp_double);
-    out.min = r[0];
-    out.med = r[RUNS / 2];
-    out.max = r[RUNS - 1];
-    return out;
-}
-
-static const char *
-fmt_rate(char *buf, size_t cap, struct rate r)
-{
-    char a[32], b[32], c[32];
-
-    snprintf(buf, cap, "%s (%s–%s)", fmt_int(a, sizeof a, (uint64_t)(r.med + 0.5)),
-             fmt_int(b, sizeof b, (uint64_t)(r.min + 0.5)),
-             fmt_int(c, sizeof c, (uint64_t)(r.max + 0.5)));
-    return buf;
+    return stat_of(r, RUNS);
 }
 
 /* ---- the cases ---------------------------------------------------------- */
@@ -237,10 +217,10 @@ row(const char *op, const char *bytes, uint64_t iters, const double *tc,
     const double *tr)
 {
     char a[128], b[128];
-    struct rate rc = rate_of(tc, iters);
+    struct stat3 rc = rate_of(tc, iters);
 
     if (tr != NULL) {
-        struct rate rr = rate_of(tr, iters);
+        struct stat3 rr = rate_of(tr, iters);
 
         printf("| %s | %s | %s | %s | %.2f |\n", op, bytes, fmt_rate(a, sizeof a, rc),
                fmt_rate(b, sizeof b, rr), rc.med / rr.med);
