@@ -49,3 +49,19 @@ wrk_latency() {
                                  else if (v ~ /ms$/) sub(/ms$/, "", v);
                                  else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } print v }' "$1"
 }
+
+# bench_activate: activates the account set up by bench_setup_data through
+# the API and sets TOKEN to its session's bearer token.
+bench_activate() {
+    TOKEN=$(CODE="$CODE" PORT="$PORT" node -e "
+const http = require('http');
+const b = JSON.stringify({ login: process.env.LOGIN, code: process.env.CODE,
+                           password: process.env.PASSWORD, want_token: true });
+const r = http.request({ host: '127.0.0.1', port: Number(process.env.PORT), method: 'POST',
+                         path: '/api/v1/activate',
+                         headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(b) } },
+  (res) => { let d = ''; res.on('data', (c) => d += c);
+             res.on('end', () => { if (res.statusCode !== 200) process.exit(1); console.log(JSON.parse(d).token); }); });
+r.end(b);")
+    [ -n "$TOKEN" ] || { echo "activation failed: no session token" >&2; exit 1; }
+}

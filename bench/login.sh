@@ -17,10 +17,7 @@ command -v wrk >/dev/null || { echo "wrk is needed (make bench installs it)" >&2
 bench_setup_data
 bench_start_server --hash-workers 2
 # activate the account once (through the API, so it is what sign-in verifies)
-printf '{"login":"%s","code":"%s","password":"%s"}' "$LOGIN" "$CODE" "$PASSWORD" > "$WORK/act.json"
-node -e "
-const http=require('http');const b=require('fs').readFileSync('$WORK/act.json');
-const r=http.request({host:'127.0.0.1',port:$PORT,method:'POST',path:'/api/v1/activate',headers:{'Content-Type':'application/json','Content-Length':b.length}},res=>{process.exit(res.statusCode===200?0:1)});r.end(b);"
+bench_activate
 
 : > "$WORK/api"; : > "$WORK/raw"; : > "$WORK/p50"; : > "$WORK/p99"
 for round in 1 2 3; do

@@ -16,11 +16,7 @@ command -v wrk >/dev/null || { echo "wrk is needed (make bench installs it)" >&2
 
 bench_setup_data
 bench_start_server --hash-workers 2
-TOKEN=$(node -e "
-const http=require('http');
-const b=JSON.stringify({login:process.env.LOGIN,code:'$CODE',password:process.env.PASSWORD,want_token:true});
-const r=http.request({host:'127.0.0.1',port:$PORT,method:'POST',path:'/api/v1/activate',headers:{'Content-Type':'application/json','Content-Length':Buffer.byteLength(b)}},res=>{let d='';res.on('data',c=>d+=c);res.on('end',()=>{console.log(JSON.parse(d).token)})});r.end(b);")
-[ -n "$TOKEN" ] || { echo "no session token" >&2; exit 1; }
+bench_activate
 
 : > "$WORK/h"; : > "$WORK/a"; : > "$WORK/ap99"
 for round in 1 2 3; do
