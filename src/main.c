@@ -565,6 +565,18 @@ match_class(void *arg, const struct record *rec)
     return 1;
 }
 
+/* The class named cm->name in the establishment: its id in cm->id. */
+static enum cf_err
+find_class(struct records *r, const char *est, struct class_match *cm, struct cf_errmsg *em)
+{
+    enum cf_err rc = records_children(r, REC_CLASS, 0, est, 1000, RECORD_ALL_FIELDS,
+                                      match_class, cm, em);
+
+    if (rc == CF_OK && cm->id[0] == '\0')
+        rc = cf_fail(em, CF_ERR_NOTFOUND, "no class with this name in the establishment");
+    return rc;
+}
+
 /* The command's option values, in the order of the kind's fields
  * (option names are the field names with '-' for '_'). */
 static int
@@ -628,13 +640,11 @@ cmd_add(struct cmd_args *a, enum record_kind k)
         in.parent[0] = est;
     }
     if (k == REC_STUDENT && (cm.name = opt(a, "class")) != NULL) {
-        enum cf_err rc = records_children(r, REC_CLASS, 0, est, 1000, RECORD_ALL_FIELDS,
-                                          match_class, &cm, &em);
-        if (rc != CF_OK || cm.id[0] == '\0') {
+        enum cf_err rc = find_class(r, est, &cm, &em);
+
+        if (rc != CF_OK) {
             close_records(r);
-            if (rc == CF_OK)
-                snprintf(em.msg, sizeof em.msg, "no class with this name in the establishment");
-            return fail(a, rc == CF_OK ? CF_ERR_NOTFOUND : rc, &em);
+            return fail(a, rc, &em);
         }
         in.parent[1] = cm.id;
     }
@@ -668,9 +678,7 @@ cmd_class_assign(struct cmd_args *a)
     staff = malloc(sizeof *staff);
     rc = staff == NULL ? CF_ERR_NOMEM : records_find(r, REC_STAFF, "email", email, 0, staff, &em);
     if (rc == CF_OK)
-        rc = records_children(r, REC_CLASS, 0, est, 1000, RECORD_ALL_FIELDS, match_class, &cm, &em);
-    if (rc == CF_OK && cm.id[0] == '\0')
-        rc = cf_fail(&em, CF_ERR_NOTFOUND, "no class with this name in the establishment");
+        rc = find_class(r, est, &cm, &em);
     if (rc == CF_OK) {
         memcpy(sid, staff->id, sizeof sid);
         in.parent[0] = sid;
