@@ -2,13 +2,16 @@
 # install-deps.sh build|test|bench|fuzz - installs the Debian packages coffre needs
 # when some are missing.  Idempotent; prints nothing when all is there.
 #   build: compiler, pkg-config and the libraries the daemon links
-#   test:  build + cmocka, node (e2e runner), sqlite3 (tests tamper with stores)
+#   test:  build + cmocka, node (e2e runner), sqlite3 (tests tamper with stores),
+#          oathtool, chromium, npm, cppcheck, clang-tidy, systemd-analyze, wrk
 #   bench: build + wrk, node, sqlite3
 #   fuzz:  build + clang with its sanitizer and libFuzzer runtimes
 set -eu
 
-BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev libzxcvbn-dev libmicrohttpd-dev"
-TEST_PKGS="$BUILD_PKGS libcmocka-dev nodejs sqlite3"
+BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev libzxcvbn-dev libmicrohttpd-dev liboath-dev libqrencode-dev libfido2-dev libcbor-dev libseccomp-dev"
+# test: oathtool (an independent TOTP), chromium + npm (playwright-core pages),
+# cppcheck + clang-tidy (make lint), systemd (systemd-analyze verify), wrk (soak)
+TEST_PKGS="$BUILD_PKGS libcmocka-dev nodejs npm sqlite3 oathtool chromium cppcheck clang-tidy systemd wrk"
 BENCH_PKGS="$BUILD_PKGS nodejs sqlite3 wrk"
 FUZZ_PKGS="$BUILD_PKGS clang libclang-rt-14-dev"
 
@@ -29,6 +32,9 @@ done
 # node may come from elsewhere than Debian's package (a newer one on PATH).
 case " $missing " in
     *" nodejs "*) command -v node >/dev/null 2>&1 && missing=$(echo "$missing" | sed 's/ nodejs//') ;;
+esac
+case " $missing " in
+    *" npm "*) command -v npm >/dev/null 2>&1 && missing=$(echo "$missing" | sed 's/ npm//') ;;
 esac
 [ -z "$missing" ] && exit 0
 
