@@ -326,13 +326,17 @@ mfa_check(struct call *c, struct records *r, enum auth_need need, const struct s
         unavailable(c);
         return -1;
     }
-    g = step_up ? mfa_gate_step_up(&c->api->mfa, &c->acct, &st, s->row.mfa_level,
-                                   s->row.mfa_at, now)
-                : mfa_gate(&c->api->mfa, &c->acct, &st, s->row.mfa_level);
-    if (g == MFA_GATE_OK)
-        return 0;
-    mfa_refused(c, g, step_up);
-    return -1;
+    g = mfa_gate(&c->api->mfa, &c->acct, &st, s->row.mfa_level);
+    if (g != MFA_GATE_OK) {
+        mfa_refused(c, g, 0);
+        return -1;
+    }
+    if (step_up && mfa_gate_step_up(&c->api->mfa, &c->acct, &st, s->row.mfa_level,
+                                    s->row.mfa_at, now) != MFA_GATE_OK) {
+        mfa_refused(c, MFA_GATE_CHALLENGE, 1);
+        return -1;
+    }
+    return 0;
 }
 
 /*
