@@ -449,6 +449,34 @@ test_webauthn_fixtures(void **state)
     json_decref(fx);
 }
 
+/* Containers whose headers claim more than the bytes present are refused
+ * before libcbor allocates them (libcbor 0.8 would allocate the claim). */
+static void
+test_cbor_bounds(void **state)
+{
+    static const uint8_t huge_map[] = { 0xbb, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00 };
+    static const uint8_t huge_array[] = { 0xa1, 0x63, 'f', 'm', 't', 0x9a, 0x7f, 0xff, 0xff, 0xff };
+    static const uint8_t indefinite[] = { 0xbf, 0x63, 'f', 'm', 't', 0x64, 'n', 'o', 'n', 'e', 0xff };
+    static const uint8_t huge_bytes[] = { 0xa1, 0x63, 'f', 'm', 't', 0x5a, 0x7f, 0xff, 0xff, 0xff };
+    uint8_t deep[40];
+    const struct { const uint8_t *b; size_t n; } bad[] = {
+        { huge_map, sizeof huge_map }, { huge_array, sizeof huge_array },
+        { indefinite, sizeof indefinite }, { huge_bytes, sizeof huge_bytes }, { deep, sizeof deep },
+    };
+    size_t i, used;
+
+    (void)state;
+    memset(deep, 0x81, sizeof deep);              /* [[[[...]]]] past MFA_CBOR_DEPTH */
+    deep[sizeof deep - 1] = 0x00;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_not_equal(cbor_walk(bad[i].b, bad[i].n, &used), 0);
+    /* a complete item: its own length, whatever follows */
+    assert_int_equal(cbor_walk(indefinite + 1, sizeof indefinite - 2, &used), 0);
+    assert_int_equal(used, 4);
+    assert_int_equal(cbor_walk(deep + sizeof deep - 10, 10, &used), 0);
+    assert_int_equal(used, 10);
+}
+
 /* The ceremonies through the store, with the fixture's challenges put in
  * place of random ones (what begin would have drawn). */
 static void
@@ -545,6 +573,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_totp_enroll_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test(test_webauthn_fixtures),
+        cmocka_unit_test(test_cbor_bounds),
         cmocka_unit_test_setup_teardown(test_webauthn_store, setup, teardown),
     };
 
