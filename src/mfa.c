@@ -489,7 +489,7 @@ mfa_totp_confirm(struct records *r, const struct account *a,
     }
     if ((rc = factors_each(r, a, "totp", 0, pending_of_session, &p)) != CF_OK)
         goto out;
-    if (!p.found) {
+    if (!p.found || now - f->created > MFA_ENROLL_TTL_S) {
         rc = CF_ERR_NOTFOUND;
         goto out;
     }
@@ -533,6 +533,24 @@ mfa_totp_verify(struct records *r, const struct account *a, const char *code, in
 out:
     free(f);
     return rc;
+}
+
+enum cf_err
+mfa_reset(struct records *r, const struct account *a, struct cf_errmsg *em)
+{
+    struct store *st = records_store(r);
+    uint64_t n;
+    enum cf_err rc;
+
+    if ((rc = store_begin(st, STORE_TX_NORMAL)) != CF_OK)
+        return cf_fail(em, rc, "store: cannot begin");
+    if ((rc = store_factor_delete(st, a->row.id, NULL, "totp", -1)) == CF_OK &&
+        (rc = store_factor_delete(st, a->row.id, NULL, "webauthn", -1)) == CF_OK &&
+        (rc = store_recovery_set(st, a->row.id, NULL, 0, 0)) == CF_OK &&
+        (rc = store_sessions_revoke(st, a->row.id, NULL, &n)) == CF_OK)
+        return store_commit(st, em);
+    store_rollback(st);
+    return cf_fail(em, rc, "store: the second factors could not be removed; nothing changed");
 }
 
 /* ---- recovery codes --------------------------------------------------- */

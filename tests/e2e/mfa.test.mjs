@@ -368,5 +368,20 @@ test('step-up: an incident command needs a factor passed within --mfa-step-up-mi
   assert.equal(r.json.type, `${P}step-up-required`);
   r = await post(port, '/api/v1/mfa/totp/enroll', {}, cookie, from);
   assert.equal(r.json.type, `${P}step-up-required`);
+  assert.equal(await srv.stop(), 0);
+
+  // the admin lost the phone: an operator resets the factors (audited), the
+  // sessions end, and the next sign-in must enroll again
+  const bad = coffre(['account', 'mfa-reset', '--data', s.data, '--login', s.accounts.admin.login, '--reason', 'Jean Dupont']);
+  assert.equal(bad.code, 2, bad.err);
+  const reset = coffre(['account', 'mfa-reset', '--data', s.data, '--login', s.accounts.admin.login, '--reason', 'verified-in-person']);
+  assert.equal(reset.code, 0, reset.err);
+  assert.equal(sqlite(join(s.data, 'audit.db'), "SELECT fields || ' ' || outcome FROM entries WHERE action = 'account.mfa_reset'"),
+    'reason:verified-in-person ok');
+  const srv2 = await startServer(t, s.data, [...FAST_HASH, ...MFA_DEFAULT]);
+  r = await get(srv2.port, '/api/v1/session', cookie, from);
+  assert.equal(r.status, 401);
+  r = await login(srv2.port, s.accounts.admin, from);
+  assert.equal(r.json.mfa, 'enroll');
   closeAgents();
 });

@@ -268,6 +268,34 @@ test_totp_enroll_verify(void **state)
     assert_int_equal(st.enrolled, MFA_TOTP);
     assert_int_equal(st.totp_pending, 1);
     assert_int_equal(mfa_totp_verify(f->r, &f->a, code_at(secret, t3 + 200), (t3 + 200) * 30), CF_OK);
+    /* a pending enrollment expires: 15 minutes to confirm it */
+    {
+        uint8_t s2[MFA_TOTP_SECRET_BYTES];
+        int64_t later = now + 10000;
+
+        assert_int_equal(mfa_totp_enroll(f->r, &f->a, sa, later, &e), CF_OK);
+        secret_of(&e, s2);
+        mfa_totp_enrollment_release(&e);
+        later += MFA_ENROLL_TTL_S + 1;
+        assert_int_equal(mfa_totp_confirm(f->r, &f->a, sa, code_at(s2, later / 30), later), CF_ERR_NOTFOUND);
+        later -= 2;
+        assert_int_equal(mfa_totp_confirm(f->r, &f->a, sa, code_at(s2, later / 30), later), CF_OK);
+    }
+    /* an operator's reset: nothing left, nothing pending */
+    {
+        struct cf_errmsg em = { "" };
+        char codes[MFA_RECOVERY_COUNT][MFA_RECOVERY_TEXT + 1];
+
+        assert_int_equal(mfa_recovery_new(f->r, &f->a, now, codes), CF_OK);
+        assert_int_equal(mfa_totp_enroll(f->r, &f->a, sb, now, &e), CF_OK);
+        mfa_totp_enrollment_release(&e);
+        assert_int_equal(mfa_reset(f->r, &f->a, &em), CF_OK);
+        assert_int_equal(mfa_state_of(f->r, &f->a, &st), CF_OK);
+        assert_int_equal(st.enrolled, 0);
+        assert_int_equal(st.recovery_left, 0);
+        assert_int_equal(st.totp_pending, 0);
+        assert_int_equal(mfa_recovery_use(f->r, &f->a, codes[0], now), CF_ERR_AUTH);
+    }
     free(row);
 }
 
