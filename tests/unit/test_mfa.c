@@ -505,6 +505,63 @@ test_cbor_bounds(void **state)
     assert_int_equal(used, 10);
 }
 
+/* Each WebAuthn bound at N-1 (or N) accepted by its check, N+1 refused
+ * as over the limit. */
+static void
+test_webauthn_bounds(void **state)
+{
+    struct mfa_webauthn_opts o = { "localhost", { "http://localhost:8080" }, 1 };
+    uint8_t ch[32], h[32], *buf = malloc(MFA_ATTESTATION_MAX + 2);
+    char b64[64], name[MFA_KEY_NAME_MAX + 2], kept[MFA_KEY_NAME_MAX + 1];
+    struct cf_errmsg em = { "" };
+    struct authdata d;
+    struct mfa_cred cred;
+    int n;
+
+    (void)state;
+    memset(ch, 7, sizeof ch);
+    sodium_bin2base64(b64, sizeof b64, ch, sizeof ch, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    /* clientDataJSON: a valid one padded with spaces to N and N+1 bytes */
+    n = snprintf((char *)buf, MFA_ATTESTATION_MAX,
+                 "{\"type\":\"webauthn.get\",\"challenge\":\"%s\",\"origin\":\"http://localhost:8080\"}", b64);
+    memset(buf + n, ' ', MFA_CLIENTDATA_MAX + 1 - (size_t)n);
+    assert_int_equal(check_client_data(&o, "webauthn.get", ch, sizeof ch, buf, MFA_CLIENTDATA_MAX, h, &em), CF_OK);
+    assert_int_equal(check_client_data(&o, "webauthn.get", ch, sizeof ch, buf, MFA_CLIENTDATA_MAX + 1, h, &em),
+                     CF_ERR_LIMIT);
+    assert_int_equal(check_client_data(&o, "webauthn.get", ch, sizeof ch, buf, 0, h, &em), CF_ERR_LIMIT);
+    /* authenticator data: 37 .. MFA_AUTHDATA_MAX */
+    memset(buf, 0, MFA_AUTHDATA_MAX + 1);
+    crypto_hash_sha256(buf, (const uint8_t *)"localhost", 9);
+    buf[32] = 0x01;
+    assert_int_equal(check_authdata(&o, buf, 36, &d, &em), CF_ERR_LIMIT);
+    assert_int_equal(check_authdata(&o, buf, 37, &d, &em), CF_OK);
+    assert_int_equal(check_authdata(&o, buf, MFA_AUTHDATA_MAX, &d, &em), CF_OK);
+    assert_int_equal(check_authdata(&o, buf, MFA_AUTHDATA_MAX + 1, &d, &em), CF_ERR_LIMIT);
+    /* attestationObject: over MFA_ATTESTATION_MAX refused before parsing;
+     * at the bound it is parsed (and refused as CBOR garbage, not as too big) */
+    n = snprintf((char *)buf, MFA_ATTESTATION_MAX,
+                 "{\"type\":\"webauthn.create\",\"challenge\":\"%s\",\"origin\":\"http://localhost:8080\"}", b64);
+    {
+        uint8_t *att = calloc(1, MFA_ATTESTATION_MAX + 1);
+
+        assert_int_equal(mfa_webauthn_check_registration(&o, ch, sizeof ch, buf, (size_t)n, att,
+                                                         MFA_ATTESTATION_MAX + 1, &cred, &em), CF_ERR_LIMIT);
+        assert_int_equal(mfa_webauthn_check_registration(&o, ch, sizeof ch, buf, (size_t)n, att,
+                                                         MFA_ATTESTATION_MAX, &cred, &em), CF_ERR_INPUT);
+        free(att);
+    }
+    /* key names: 1 .. MFA_KEY_NAME_MAX bytes of text */
+    memset(name, 'k', sizeof name);
+    name[MFA_KEY_NAME_MAX] = '\0';
+    assert_int_equal(name_check(name, kept, &em), CF_OK);
+    name[MFA_KEY_NAME_MAX] = 'k';
+    name[MFA_KEY_NAME_MAX + 1] = '\0';
+    assert_int_equal(name_check(name, kept, &em), CF_ERR_INPUT);
+    assert_int_equal(name_check("", kept, &em), CF_ERR_INPUT);
+    assert_int_equal(name_check("a\tb", kept, &em), CF_ERR_INPUT);
+    free(buf);
+}
+
 /* The ceremonies through the store, with the fixture's challenges put in
  * place of random ones (what begin would have drawn). */
 static void
@@ -602,6 +659,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test(test_webauthn_fixtures),
         cmocka_unit_test(test_cbor_bounds),
+        cmocka_unit_test(test_webauthn_bounds),
         cmocka_unit_test_setup_teardown(test_webauthn_store, setup, teardown),
     };
 
