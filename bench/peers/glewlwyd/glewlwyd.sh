@@ -106,8 +106,10 @@ gl_start() {
     return 1
 }
 
-# gl_stop: SIGTERM to our PID, SIGKILL after 5 s.
+# gl_stop: SIGTERM to our PID, SIGKILL after 5 s; GL_EXIT: its exit status
+# (2.7.5 here sometimes dies of SIGSEGV while shutting down after load: 139).
 gl_stop() {
+    GL_EXIT=""
     [ -n "${GL_PID:-}" ] || return 0
     kill -TERM "$GL_PID" 2>/dev/null || { GL_PID=""; return 0; }
     i=0
@@ -116,7 +118,8 @@ gl_stop() {
         i=$((i + 1))
     done
     kill -KILL "$GL_PID" 2>/dev/null || true
-    wait "$GL_PID" 2>/dev/null || true
+    GL_EXIT=0
+    wait "$GL_PID" 2>/dev/null || GL_EXIT=$?
     GL_PID=""
 }
 
