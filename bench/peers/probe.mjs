@@ -90,6 +90,12 @@ async function security(cfg) {
     }
     const r = await post(cfg.port, cfg.path, body(b.login, b.right), addr);
     out.backoff.right = { status: r.status, retryAfter: r.retryAfter };
+    // refused for a while only? wait as told (at most 5 s) and try once more
+    const wait = Number(r.retryAfter);
+    if (r.status === 429 && wait > 0 && wait <= 5) {
+        await new Promise((res) => setTimeout(res, wait * 1000 + 200));
+        out.backoff.after_wait = (await post(cfg.port, cfg.path, body(b.login, b.right), addr)).status;
+    }
     // 2. a wrong password for known vs unknown logins, interleaved
     const t = cfg.timing;
     const n = Math.min(t.known.length, t.unknown.length);
