@@ -130,16 +130,22 @@ gl_signin() {
         sed -n 's/^[Ss]et-[Cc]ookie: GLEWLWYD2_SESSION_ID=\([^;]*\);.*/\1/p' | tr -d '\r'
 }
 
-# gl_admin POST|PUT PATH JSON: an admin API call; fails unless 200.
+# gl_admin POST|PUT PATH JSON: an admin API call; fails unless 200.  The
+# g_admin scope wants a password younger than 10 minutes
+# (gs_password_max_age 600 in the init script): on 401, sign in again once.
 gl_admin() {
-    if [ -z "${GL_ADMIN_COOKIE:-}" ]; then
-        GL_ADMIN_COOKIE=$(gl_signin admin password)
-        [ -n "$GL_ADMIN_COOKIE" ] || { echo "glewlwyd: admin sign-in failed" >&2; return 1; }
-    fi
-    code=$(curl -s -o "$GL_DIR/admin.out" -w '%{http_code}' --max-time 30 -X "$1" \
-                -H "Cookie: GLEWLWYD2_SESSION_ID=$GL_ADMIN_COOKIE" -H 'Content-Type: application/json' \
-                --data "$3" "http://127.0.0.1:$GL_PORT/api$2")
-    [ "$code" = 200 ] || { echo "glewlwyd: $1 /api$2 -> $code: $(cat "$GL_DIR/admin.out")" >&2; return 1; }
+    for attempt in 1 2; do
+        if [ -z "${GL_ADMIN_COOKIE:-}" ]; then
+            GL_ADMIN_COOKIE=$(gl_signin admin password)
+            [ -n "$GL_ADMIN_COOKIE" ] || { echo "glewlwyd: admin sign-in failed" >&2; return 1; }
+        fi
+        code=$(curl -s -o "$GL_DIR/admin.out" -w '%{http_code}' --max-time 30 -X "$1" \
+                    -H "Cookie: GLEWLWYD2_SESSION_ID=$GL_ADMIN_COOKIE" -H 'Content-Type: application/json' \
+                    --data "$3" "http://127.0.0.1:$GL_PORT/api$2")
+        [ "$code" = 401 ] && [ "$attempt" = 1 ] && { GL_ADMIN_COOKIE=""; continue; }
+        [ "$code" = 200 ] || { echo "glewlwyd: $1 /api$2 -> $code: $(cat "$GL_DIR/admin.out")" >&2; return 1; }
+        return 0
+    done
 }
 
 # gl_user_add USER PASSWORD NAME EMAIL: a user of the database backend with
