@@ -94,14 +94,20 @@ run: deps
 $(BUILD)/bench_%: bench/%.c bench/bench.h $(OBJS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(OBJS) $(LDLIBS)
 
-bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw
+bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw $(BUILD)/bench_pbkdf2_raw
 	@for b in $(BENCHES); do $(BUILD)/$$b || exit 1; done
 	@bench/login.sh $(BUILD)/coffre
 	@bench/http.sh $(BUILD)/coffre
 	@bench/read.sh $(BUILD)/coffre
+	@bench/compare $(BUILD)/coffre
 
 bench-deps:
 	@scripts/install-deps.sh bench
+	@scripts/install-deps.sh peer
+
+# Glewlwyd's hashing bound for bench/compare (nettle, as Glewlwyd uses it).
+$(BUILD)/bench_pbkdf2_raw: bench/peers/glewlwyd/pbkdf2_raw.c | $(BUILD)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lnettle -pthread
 
 clean:
 	rm -rf build build-asan

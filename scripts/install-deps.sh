@@ -1,11 +1,12 @@
 #!/bin/sh
-# install-deps.sh build|test|bench|fuzz - installs the Debian packages coffre needs
+# install-deps.sh build|test|bench|fuzz|peer - installs the Debian packages coffre needs
 # when some are missing.  Idempotent; prints nothing when all is there.
 #   build: compiler, pkg-config and the libraries the daemon links
 #   test:  build + cmocka, node (e2e runner), sqlite3 (tests tamper with stores),
 #          oathtool, chromium, npm, cppcheck, clang-tidy, systemd-analyze, wrk
 #   bench: build + wrk, node, sqlite3
 #   fuzz:  build + clang with its sanitizer and libFuzzer runtimes
+#   peer:  bench + glewlwyd (bench/compare's peer), nettle-dev (its hash bound), curl
 set -eu
 
 BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev libjansson-dev libzxcvbn-dev libmicrohttpd-dev liboath-dev libqrencode-dev libfido2-dev libcbor-dev libseccomp-dev"
@@ -14,13 +15,15 @@ BUILD_PKGS="gcc make pkg-config libsodium-dev libsqlite3-dev libutf8proc-dev lib
 TEST_PKGS="$BUILD_PKGS libcmocka-dev nodejs npm sqlite3 oathtool chromium cppcheck clang-tidy systemd wrk"
 BENCH_PKGS="$BUILD_PKGS nodejs sqlite3 wrk"
 FUZZ_PKGS="$BUILD_PKGS clang libclang-rt-14-dev"
+PEER_PKGS="$BENCH_PKGS glewlwyd nettle-dev curl"
 
 case "${1:-build}" in
     build) want=$BUILD_PKGS ;;
     test)  want=$TEST_PKGS ;;
     bench) want=$BENCH_PKGS ;;
     fuzz)  want=$FUZZ_PKGS ;;
-    *) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;
+    peer)  want=$PEER_PKGS ;;
+    *) echo "usage: $0 build|test|bench|fuzz|peer" >&2; exit 2 ;;
 esac
 
 missing=""
