@@ -992,7 +992,7 @@ enum cf_err
 store_session_insert(struct store *st, const struct store_session *x)
 {
     sqlite3_stmt *s = misc(st, M_SES_INSERT, "INSERT INTO sessions (token_hash, account_id, "
-        "created, last_used, expires, mfa_level, revoked) VALUES (?1,?2,?3,?4,?5,?6,?7)");
+        "created, last_used, expires, mfa_level, revoked, device) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
 
     if (s == NULL)
         return CF_ERR_STORE;
@@ -1003,6 +1003,7 @@ store_session_insert(struct store *st, const struct store_session *x)
     sqlite3_bind_int64(s, 5, x->expires);
     sqlite3_bind_int(s, 6, x->mfa_level);
     sqlite3_bind_int(s, 7, x->revoked);
+    sqlite3_bind_text(s, 8, x->device, -1, SQLITE_STATIC);
     return step_done(st, s, 0);
 }
 
@@ -1020,6 +1021,11 @@ read_session(sqlite3_stmt *s, struct store_session *x)
     x->expires = sqlite3_column_int64(s, 4);
     x->mfa_level = sqlite3_column_int(s, 5);
     x->revoked = sqlite3_column_int(s, 6);
+    {
+        const unsigned char *d = sqlite3_column_text(s, 7);
+
+        snprintf(x->device, sizeof x->device, "%s", d != NULL ? (const char *)d : "");
+    }
     return CF_OK;
 }
 
@@ -1029,7 +1035,7 @@ read_session_any(sqlite3_stmt *s, void *out)
     return read_session(s, out);
 }
 
-#define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked"
+#define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked, device"
 
 enum cf_err
 store_session_get(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES],
