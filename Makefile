@@ -7,7 +7,7 @@
 #   make bench      benchmarks in bench/ (prints tables)
 #   make deps       install the Debian packages the build and tests need
 
-PKGS     := libsodium sqlite3 libutf8proc jansson libmicrohttpd
+PKGS     := libsodium sqlite3 libutf8proc jansson libmicrohttpd liboath libqrencode libfido2 libcbor
 CC       ?= cc
 BUILD    ?= build
 DATA     ?= demo-data
@@ -29,7 +29,7 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard web
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa web
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o $(BUILD)/web_files.o
 # web/: templates, app.css, app.js and the catalogues, embedded in the binary
 WEB      := $(sort $(wildcard web/*.html web/*.css web/*.js web/i18n/*.txt))
