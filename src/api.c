@@ -1859,12 +1859,15 @@ struct webpage {
     http_handler fn;                /* POST: the JSON API's handler */
     const char *view;               /* rendered on success unless next() redirects */
     const char *(*next)(struct call *c);   /* success: where to go (NULL: the view) */
-    const char *(*form)(struct call *c);   /* failure: the template (NULL: "error") */
+    const char *(*form)(struct call *c);   /* failure: the template (NULL: "error"), or
+                                              a page to go to ("/..."), told the problem */
+    const char *msgs;               /* catalogue: "problem.<msgs>.<type>" before "problem.<type>" */
 };
 
 /* Every form's purpose: a page carries the tokens of all of them (csrf.X). */
 static const char *const page_purposes[] = {
-    "signin", "activate", "signout", "revoke", NULL,
+    "signin", "activate", "signout", "revoke", "totp_enroll", "totp_confirm", "totp_verify",
+    "recovery_verify", NULL,
 };
 /* The purposes bound to the pre-session cookie (forms shown before sign-in). */
 static int
@@ -1888,6 +1891,15 @@ next_signed_in(struct call *c)
 }
 
 static const char *next_account(struct call *c) { (void)c; return "/account"; }
+static const char *form_challenge(struct call *c) { (void)c; return "/mfa/challenge"; }
+static const char *form_totp_confirm(struct call *c) { (void)c; return "mfa_totp_confirm"; }
+
+/* TOTP confirmed: the recovery codes once (the first factor), else my account. */
+static const char *
+next_totp_confirmed(struct call *c)
+{
+    return json_object_get(c->body, "recovery_codes") != NULL ? NULL : "/account";
+}
 static const char *next_bye(struct call *c) { (void)c; return "/signin?bye=1"; }
 static const char *form_signin(struct call *c) { (void)c; return "signin"; }
 
@@ -1951,10 +1963,18 @@ static void
 d_account(struct call *c, struct records *r, struct session *s)
 {
     char key[48];
+    json_t *st;
 
-    do_sessions(c, r, s);
-    if (c->body == NULL)
+    do_mfa_status(c, r, s);
+    if ((st = c->body) == NULL)
         return;
+    c->body = NULL;
+    do_sessions(c, r, s);
+    if (c->body == NULL) {
+        json_decref(st);
+        return;
+    }
+    json_object_set_new(c->body, "mfa_status", st);
     snprintf(key, sizeof key, "role.%s", account_role_name(c->acct.role));
     json_object_set_new(c->body, "account", account_json(&c->acct));
     json_object_set_new(c->body, "role_key", json_string(key));
@@ -1962,19 +1982,62 @@ d_account(struct call *c, struct records *r, struct session *s)
 
 static void p_account(struct http_ctx *x, void *app) { with_session(x, app, "page.account", AUTH_READY, d_account); }
 
+/* Whether a JSON array of strings holds s. */
+static int
+has_str(json_t *list, const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < json_array_size(list); i++)
+        if (json_is_string(json_array_get(list, i)) &&
+            strcmp(json_string_value(json_array_get(list, i)), s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Enrollment and challenge pages: GET mfa's answer, with what the
+ * templates test (has_X: enrolled and usable; allow_X: the role may). */
+static void
+d_mfa_page(struct call *c, struct records *r, struct session *s)
+{
+    json_t *b;
+
+    do_mfa_status(c, r, s);
+    if ((b = c->body) == NULL)
+        return;
+    json_object_set_new(b, "has_totp", json_boolean(has_str(json_object_get(b, "factors"), "totp")));
+    json_object_set_new(b, "has_webauthn", json_boolean(has_str(json_object_get(b, "factors"), "webauthn")));
+    json_object_set_new(b, "has_recovery", json_boolean(has_str(json_object_get(b, "factors"), "recovery")));
+    json_object_set_new(b, "allow_totp", json_boolean(has_str(json_object_get(b, "allowed"), "totp")));
+    json_object_set_new(b, "allow_webauthn", json_boolean(has_str(json_object_get(b, "allowed"), "webauthn")));
+}
+
+static void p_mfa_enroll(struct http_ctx *x, void *app) { with_session(x, app, "page.mfa.enroll", AUTH_PARTIAL, d_mfa_page); }
+static void p_mfa_challenge(struct http_ctx *x, void *app) { with_session(x, app, "page.mfa.challenge", AUTH_PARTIAL, d_mfa_page); }
+
 static void p_post(struct http_ctx *ctx, void *app);
 
 static const struct webpage pages[] = {
-    { "GET",  "/",          "page.root",     NULL, 0, p_view,    NULL,      next_account, NULL },
-    { "GET",  "/signin",    "page.signin",   NULL, 0, p_view,    "signin",  NULL, NULL },
-    { "POST", "/signin",    NULL, "signin",        1, h_login,   NULL,      next_signed_in, form_signin },
-    { "GET",  "/activate",  "page.activate", NULL, 0, p_view,    "activate", NULL, NULL },
+    { "GET",  "/",          "page.root",     NULL, 0, p_view,    NULL,      next_account, NULL, NULL },
+    { "GET",  "/signin",    "page.signin",   NULL, 0, p_view,    "signin",  NULL, NULL, NULL },
+    { "POST", "/signin",    NULL, "signin",        1, h_login,   NULL,      next_signed_in, form_signin, NULL },
+    { "GET",  "/activate",  "page.activate", NULL, 0, p_view,    "activate", NULL, NULL, NULL },
     { "POST", "/activate",  NULL, "activate",      1, h_activate, "activate_password",
-      next_signed_in, form_activate },
-    { "GET",  "/account",   "page.account",  NULL, 0, p_account, "account", NULL, NULL },
-    { "POST", "/signout",   NULL, "signout",       0, h_logout,  NULL,      next_bye, NULL },
-    { "POST", "/account/sessions/*", NULL, "revoke", 0, h_session_revoke, NULL, next_account, NULL },
-    { "GET",  "/lang/*",    "page.lang",     NULL, 0, p_lang,    NULL,      next_lang, NULL },
+      next_signed_in, form_activate, NULL },
+    { "GET",  "/account",   "page.account",  NULL, 0, p_account, "account", NULL, NULL, NULL },
+    { "POST", "/signout",   NULL, "signout",       0, h_logout,  NULL,      next_bye, NULL, NULL },
+    { "POST", "/account/sessions/*", NULL, "revoke", 0, h_session_revoke, NULL, next_account, NULL, NULL },
+    { "GET",  "/lang/*",    "page.lang",     NULL, 0, p_lang,    NULL,      next_lang, NULL, NULL },
+    /* second factors (docs/mfa.md) */
+    { "GET",  "/mfa/enroll", "page.mfa.enroll", NULL, 0, p_mfa_enroll, "mfa_enroll", NULL, NULL, NULL },
+    { "POST", "/mfa/totp/enroll", NULL, "totp_enroll", 0, h_totp_enroll, "mfa_totp", NULL, NULL, NULL },
+    { "POST", "/mfa/totp/confirm", NULL, "totp_confirm", 0, h_totp_confirm, "mfa_recovery",
+      next_totp_confirmed, form_totp_confirm, "code" },
+    { "GET",  "/mfa/challenge", "page.mfa.challenge", NULL, 0, p_mfa_challenge, "mfa_challenge", NULL, NULL, NULL },
+    { "POST", "/mfa/totp/verify", NULL, "totp_verify", 0, h_totp_verify, NULL, next_account,
+      form_challenge, "code" },
+    { "POST", "/mfa/recovery/verify", NULL, "recovery_verify", 0, h_recovery_verify, NULL,
+      next_account, form_challenge, "code" },
 };
 
 static const struct webpage *
@@ -2098,6 +2161,15 @@ page_common(struct call *c, enum web_lang lang, json_t *data)
     json_object_set_new(data, "path", json_string(http_path(c->ctx)));
     if (http_param(c->ctx, "bye") != NULL)
         json_object_set_new(data, "bye", json_true());
+    /* ?problem=TYPE after a redirect: only a type with a message shows */
+    if (json_object_get(data, "error") == NULL && http_param(c->ctx, "problem") != NULL &&
+        strlen(http_param(c->ctx, "problem")) < 64) {
+        char key[96];
+
+        snprintf(key, sizeof key, "problem.%s", http_param(c->ctx, "problem"));
+        if (web_has_text(c->api->web, key))
+            json_object_set_new(data, "error", json_string(web_text(c->api->web, lang, key)));
+    }
 }
 
 static void
@@ -2109,7 +2181,7 @@ page_send(struct call *c)
     const char *tmpl = NULL, *to = NULL;
     unsigned status = c->status;
     json_t *data = json_object(), *layout;
-    char *body = NULL, *html = NULL, key[96];
+    char *body = NULL, *html = NULL, key[96], problem_to[128];
     size_t blen, hlen;
 
     if (status < 400) {
@@ -2129,7 +2201,14 @@ page_send(struct call *c)
         else if (strcmp(c->ptype, "mfa-challenge-required") == 0)
             to = "/mfa/challenge";
         tmpl = c->page->form != NULL ? c->page->form(c) : "error";
-        snprintf(key, sizeof key, "problem.%s", c->ptype);
+        if (to == NULL && tmpl[0] == '/') {
+            /* a page of its own tells the problem (after the redirect) */
+            snprintf(problem_to, sizeof problem_to, "%s?problem=%s", tmpl, c->ptype);
+            to = problem_to;
+        }
+        snprintf(key, sizeof key, "problem.%s.%s", c->page->msgs ? c->page->msgs : "", c->ptype);
+        if (c->page->msgs == NULL || !web_has_text(c->api->web, key))
+            snprintf(key, sizeof key, "problem.%s", c->ptype);
         if (!web_has_text(c->api->web, key))
             snprintf(key, sizeof key, "problem.default");
         msg = web_text(c->api->web, lang, key);
@@ -2220,6 +2299,12 @@ static const struct http_route routes[] = {
     { "POST",   "/account/sessions/*",    HTTP_FORM_BODY | NEED(AUTH_ANY), p_post,   "form_revoke" },
     { "GET",    "/lang/*",                NEED(AUTH_NONE),               p_get,      "page_lang" },
     { "GET",    "/static/*",              NEED(AUTH_NONE),               p_static,   "static" },
+    { "GET",    "/mfa/enroll",            NEED(AUTH_PARTIAL),            p_get,      "mfa_page_enroll" },
+    { "POST",   "/mfa/totp/enroll",       HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_enroll" },
+    { "POST",   "/mfa/totp/confirm",      HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_confirm" },
+    { "GET",    "/mfa/challenge",         NEED(AUTH_PARTIAL),            p_get,      "mfa_page_challenge" },
+    { "POST",   "/mfa/totp/verify",       HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_verify" },
+    { "POST",   "/mfa/recovery/verify",   HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_recovery_verify" },
 };
 
 void

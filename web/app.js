@@ -87,12 +87,26 @@ async function registerKey(form) {
     if (pk.excludeCredentials) pk.excludeCredentials = pk.excludeCredentials.map((c) => ({ ...c, id: b64u.toBuf(c.id) }));
     const cred = await navigator.credentials.create({ publicKey: pk });
     const name = form.querySelector('[name=name]');
-    await api('/api/v1/mfa/webauthn/register/finish', {
+    const done = await api('/api/v1/mfa/webauthn/register/finish', {
       name: name && name.value ? name.value : 'key',
       id: cred.id,
       clientDataJSON: b64u.of(cred.response.clientDataJSON),
       attestationObject: b64u.of(cred.response.attestationObject),
     });
+    const box = document.getElementById('key-codes');
+    if (done && Array.isArray(done.recovery_codes) && box) {
+      // the first factor: its recovery codes, shown once, here
+      const list = box.querySelector('ol');
+      for (const code of done.recovery_codes) {
+        const li = document.createElement('li');
+        li.textContent = code;
+        list.appendChild(li);
+      }
+      form.hidden = true;
+      box.hidden = false;
+      box.querySelector('h2').focus();
+      return;
+    }
     window.location.assign(form.dataset.next || '/account');
   } catch (e) {
     say(form, 'failed');
