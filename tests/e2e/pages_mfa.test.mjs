@@ -146,3 +146,78 @@ test('a teacher activates, is made to enroll TOTP, signs in with a fresh code; r
   const all = sqlite(join(s.data, 'audit.db'), 'SELECT * FROM entries');
   assert.ok(!all.includes(secret.replace(/ /g, '')) && !all.includes(codes[1]));
 });
+
+// Chromium's virtual authenticator (CDP WebAuthn domain) on the page's target.
+async function virtualKey(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'usb', hasResidentKey: false, hasUserVerification: true,
+               isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  return { cdp, authenticatorId };
+}
+
+const webauthnRoutes = () => coffre(['routes']).out.includes('/api/v1/mfa/webauthn/assert/finish');
+
+test('an administrator registers a security key and signs in with it; a key not registered to the account is refused',
+  { skip: webauthnRoutes() ? false : 'the WebAuthn endpoints are not in this build yet (branch mfa)' }, async (t) => {
+    t.after(closeAgents);
+    const data = join(tempDir(t), 'data');
+    ok(coffre(['init', '--data', data, '--academie', '10']));
+    const admin = provisionAdmin(data);
+    const srv = await startServer(t, data, [...FAST_HASH, ...MFA_DEFAULT]);
+    const base = `http://localhost:${srv.port}`;
+    const page = await (await browser(t)).newPage();
+    const key = await virtualKey(page);
+
+    await page.goto(`${base}/activate`);
+    await page.fill('#login', admin.login);
+    await page.fill('#code', admin.code);
+    await page.click('button[type=submit]');
+    await page.fill('#password', STRONG);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${base}/mfa/enroll`);
+    await page.fill('#key-name', 'Clé bleue');
+    await page.click('button:has-text("Enregistrer une clé de sécurité")');
+    // the first factor: its recovery codes, shown once on the page
+    await page.waitForSelector('#key-codes:not([hidden])');
+    assert.equal(await page.locator('#key-codes li').count(), 10);
+    assert.equal((await key.cdp.send('WebAuthn.getCredentials', { authenticatorId: key.authenticatorId })).credentials.length, 1);
+    await page.click('text=J’ai noté mes codes');
+    await page.waitForURL(`${base}/account`);
+    assert.match(await page.textContent('main'), /Clé bleue/);
+
+    // signed in again: the key passes the challenge
+    await signOut(page);
+    await signIn(page, base, admin);
+    await page.waitForURL(`${base}/mfa/challenge`);
+    await page.click('button:has-text("Utiliser ma clé de sécurité")');
+    await page.waitForURL(`${base}/account`);
+
+    // another authenticator that claims the registered credential id with a
+    // key of its own: its assertion is refused, the session stays short of it
+    const [cred] = (await key.cdp.send('WebAuthn.getCredentials', { authenticatorId: key.authenticatorId })).credentials;
+    await key.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: key.authenticatorId });
+    const rogue = await virtualKey(page);
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'der' });
+    await rogue.cdp.send('WebAuthn.addCredential', { authenticatorId: rogue.authenticatorId, credential: {
+      credentialId: cred.credentialId, isResidentCredential: false, rpId: 'localhost',
+      privateKey: pk.toString('base64'), signCount: 1000 } });
+    await signOut(page);
+    await signIn(page, base, admin);
+    await page.waitForURL(`${base}/mfa/challenge`);
+    const finish = page.waitForResponse((r) => r.url().endsWith('/api/v1/mfa/webauthn/assert/finish'));
+    await page.click('button:has-text("Utiliser ma clé de sécurité")');
+    assert.equal((await finish).status(), 400);
+    await page.waitForSelector('[data-webauthn-status][data-state="failed"]');
+    assert.match(await page.textContent('[data-webauthn-status]'), /n’a pas été acceptée/);
+    await page.goto(`${base}/account`);
+    assert.equal(new URL(page.url()).pathname, '/mfa/challenge', 'the rogue key did not pass');
+
+    await srv.stop();
+    const dump = sqlite(join(data, 'audit.db'), 'SELECT action, outcome FROM entries');
+    assert.match(dump, /webauthn[^|]*\|ok/);
+    assert.match(dump, /webauthn[^|]*\|(denied|failed)/);
+  });
