@@ -361,8 +361,21 @@ authenticate(struct call *c, struct records *r, enum auth_need need,
 {
     const char *tok = http_bearer(c->ctx);
 
-    if (tok == NULL)
+    if (tok == NULL) {
         tok = http_cookie(c->ctx, SESSION_COOKIE);
+        /* A browser sends the cookie along with a form another origin of
+         * the same site posts (SameSite does not stop that): a change made
+         * with the cookie must come from our own origin (docs/pages.md). */
+        if (tok != NULL && strcmp(http_method(c->ctx), "GET") != 0 &&
+            web_same_origin(http_header(c->ctx, "Origin"), http_header(c->ctx, "Sec-Fetch-Site"),
+                            http_header(c->ctx, "Host")) != 0) {
+            set_problem(c, 403, "csrf-failed", "Refused",
+                        "This request came from another site's page. Nothing was changed.");
+            snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+            snprintf(c->ae.fields, sizeof c->ae.fields, "reason:origin");
+            return -1;
+        }
+    }
     if (session_lookup(r, tok, &c->api->sess, (int64_t)time(NULL), s) != CF_OK ||
         account_get(r, s->account_id, &c->acct) != CF_OK ||
         strcmp(c->acct.row.state, ACCOUNT_STATE_ACTIVE) != 0) {

@@ -136,7 +136,7 @@ test('a student activates with a code, signs out and signs in again, at desktop 
   assert.equal(new URL(other.url()).pathname, '/signin', 'the revoked device is signed out');
 
   // the trail has the pages and the actions, and no secret
-  await srv.stop();
+  assert.equal(await srv.stop(), 0, srv.log);
   const dump = sqlite(join(data, 'audit.db'), 'SELECT action, outcome FROM entries');
   for (const want of ['page.signin|ok', 'page.activate|ok', 'account.activate|failed',
     'account.activate.check|ok', 'account.activate|denied', 'account.activate|ok', 'page.account|ok',
@@ -160,7 +160,7 @@ test('CSRF: a form from another origin, or with a forged, foreign or missing tok
   // cookies go along: only the origin check and the token stop it)
   const evil = http.createServer((req, res) => {
     res.setHeader('Content-Type', 'text/html');
-    const target = req.url.startsWith('/out') ? '/signout' : '/signin';
+    const target = req.url.startsWith('/out') ? '/signout' : req.url.startsWith('/api') ? '/api/v1/logout' : '/signin';
     const fields = req.url.startsWith('/out') ? '<input name="csrf" value="1.forged">'
       : `<input name="login" value="${s.login}"><input name="password" value="${STRONG}">`;
     res.end(`<!doctype html><form method="post" action="${base}${target}">${fields}</form>` +
@@ -177,6 +177,13 @@ test('CSRF: a form from another origin, or with a forged, foreign or missing tok
   await page.fill('#password', STRONG);
   await page.click('button[type=submit]');
   await page.waitForURL(`${base}/account`);
+
+  // the JSON API with the cookie, from the other origin: refused too
+  const r0 = page.waitForResponse((r) => r.url() === `${base}/api/v1/logout`);
+  await page.goto(`${evilBase}/api`);
+  assert.equal((await r0).status(), 403);
+  await page.goto(`${base}/account`);
+  assert.equal(new URL(page.url()).pathname, '/account', 'still signed in');
 
   // the other site's sign-out form: refused with a clear message, still signed in
   const r1 = page.waitForResponse((r) => r.url() === `${base}/signout`);
@@ -236,10 +243,12 @@ test('CSRF: a form from another origin, or with a forged, foreign or missing tok
   assert.equal(replay.status, 403, 'a replayed token of the previous session is refused');
   assert.equal((await request(port, 'GET', '/api/v1/session', { cookie: ses2 })).status, 200, 'still signed in');
 
-  await srv.stop();
+  assert.equal(await srv.stop(), 0, srv.log);
   const n = sqlite(join(data, 'audit.db'), "SELECT count(*) FROM entries WHERE action = 'page.csrf' AND outcome = 'denied'");
   assert.equal(Number(n), Object.keys(tries).length + 3, 'every refusal audited');
   assert.match(sqlite(join(data, 'audit.db'), "SELECT DISTINCT fields FROM entries WHERE action = 'page.csrf'"), /form:signout/);
+  assert.equal(sqlite(join(data, 'audit.db'),
+    "SELECT outcome || ' ' || fields FROM entries WHERE action = 'session.logout' AND fields != ''"), 'denied reason:origin');
 });
 
 test('French by default, English with Accept-Language or the switch; every message in both catalogues', async (t) => {
@@ -287,5 +296,5 @@ test('French by default, English with Accept-Language or the switch; every messa
     const b = (await get(p)).body;
     assert.doesNotMatch(b, /<script>|<script [^>]*>[^<]|onclick=|style=/, `${p}: no inline script or style`);
   }
-  await srv.stop();
+  assert.equal(await srv.stop(), 0, srv.log);
 });

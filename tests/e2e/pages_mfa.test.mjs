@@ -137,7 +137,7 @@ test('a teacher activates, is made to enroll TOTP, signs in with a fresh code; r
   await page.goto(`${base}/account`);
   assert.equal(new URL(page.url()).pathname, '/mfa/challenge', 'a used recovery code does not pass');
 
-  await srv.stop();
+  assert.equal(await srv.stop(), 0, srv.log);
   const dump = sqlite(join(s.data, 'audit.db'), 'SELECT action, outcome FROM entries');
   for (const want of ['page.mfa.enroll|ok', 'mfa.totp.enroll|ok', 'mfa.totp.confirm|denied', 'mfa.totp.confirm|ok',
     'page.account|denied', 'mfa.totp.verify|denied', 'mfa.totp.verify|ok', 'mfa.recovery.use|ok',
@@ -216,7 +216,7 @@ test('an administrator registers a security key and signs in with it; a key not 
     await page.goto(`${base}/account`);
     assert.equal(new URL(page.url()).pathname, '/mfa/challenge', 'the rogue key did not pass');
 
-    await srv.stop();
+    assert.equal(await srv.stop(), 0, srv.log);
     const dump = sqlite(join(data, 'audit.db'), 'SELECT action, outcome FROM entries');
     assert.match(dump, /webauthn[^|]*\|ok/);
     assert.match(dump, /webauthn[^|]*\|(denied|failed)/);
