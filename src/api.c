@@ -2168,7 +2168,7 @@ struct webpage {
 /* Every form's purpose: a page carries the tokens of all of them (csrf.X). */
 static const char *const page_purposes[] = {
     "signin", "activate", "signout", "revoke", "totp_enroll", "totp_confirm", "totp_verify",
-    "recovery_verify", NULL,
+    "recovery_verify", "password", NULL,
 };
 /* The purposes bound to the pre-session cookie (forms shown before sign-in). */
 static int
@@ -2203,6 +2203,7 @@ next_totp_confirmed(struct call *c)
 }
 static const char *next_bye(struct call *c) { (void)c; return "/signin?bye=1"; }
 static const char *form_signin(struct call *c) { (void)c; return "signin"; }
+static const char *form_password(struct call *c) { (void)c; return "password"; }
 
 static const char *
 form_activate(struct call *c)
@@ -2216,7 +2217,7 @@ form_activate(struct call *c)
 static const char *
 next_lang(struct call *c)
 {
-    static const char *const ok_paths[] = { "/signin", "/activate", "/account",
+    static const char *const ok_paths[] = { "/signin", "/activate", "/account", "/account/password",
                                             "/mfa/enroll", "/mfa/challenge", NULL };
     const char *n = http_param(c->ctx, "next");
     size_t i;
@@ -2282,6 +2283,7 @@ d_account(struct call *c, struct records *r, struct session *s)
 }
 
 static void p_account(struct http_ctx *x, void *app) { with_session(x, app, "page.account", AUTH_READY, d_account); }
+static void p_password(struct http_ctx *x, void *app) { with_session(x, app, "page.password", AUTH_FACTOR, do_whoami); }
 
 /* Whether a JSON array of strings holds s. */
 static int
@@ -2329,6 +2331,8 @@ static const struct webpage pages[] = {
     { "POST", "/signout",   NULL, "signout",       0, h_logout,  NULL,      next_bye, NULL, NULL },
     { "POST", "/account/sessions/*", NULL, "revoke", 0, h_session_revoke, NULL, next_account, NULL, NULL },
     { "GET",  "/lang/*",    "page.lang",     NULL, 0, p_lang,    NULL,      next_lang, NULL, NULL },
+    { "GET",  "/account/password", "page.password", NULL, 0, p_password, "password", NULL, NULL, NULL },
+    { "POST", "/account/password", NULL, "password", 0, h_password, NULL, next_account, form_password, NULL },
     /* second factors (docs/mfa.md) */
     { "GET",  "/mfa/enroll", "page.mfa.enroll", NULL, 0, p_mfa_enroll, "mfa_enroll", NULL, NULL, NULL },
     { "POST", "/mfa/totp/enroll", NULL, "totp_enroll", 0, h_totp_enroll, "mfa_totp", NULL, NULL, NULL },
@@ -2501,6 +2505,8 @@ page_send(struct call *c)
             to = "/mfa/enroll";
         else if (strcmp(c->ptype, "mfa-challenge-required") == 0)
             to = "/mfa/challenge";
+        else if (strcmp(c->ptype, "password-reset-required") == 0)
+            to = "/account/password";
         tmpl = c->page->form != NULL ? c->page->form(c) : "error";
         if (to == NULL && tmpl[0] == '/') {
             /* a page of its own tells the problem (after the redirect) */
@@ -2605,6 +2611,8 @@ static const struct http_route routes[] = {
     { "POST",   "/account/sessions/*",    HTTP_FORM_BODY | NEED(AUTH_ANY), p_post,   "form_revoke" },
     { "GET",    "/lang/*",                NEED(AUTH_NONE),               p_get,      "page_lang" },
     { "GET",    "/static/*",              NEED(AUTH_NONE),               p_static,   "static" },
+    { "GET",    "/account/password",      NEED(AUTH_FACTOR),             p_get,      "page_password" },
+    { "POST",   "/account/password",      HTTP_PREAUTH | HTTP_FORM_BODY | NEED(AUTH_FACTOR), p_post, "form_password" },
     { "GET",    "/mfa/enroll",            NEED(AUTH_PARTIAL),            p_get,      "mfa_page_enroll" },
     { "POST",   "/mfa/totp/enroll",       HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_enroll" },
     { "POST",   "/mfa/totp/confirm",      HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_confirm" },

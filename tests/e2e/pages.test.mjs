@@ -135,12 +135,33 @@ test('a student activates with a code, signs out and signs in again, at desktop 
   await other.reload();
   assert.equal(new URL(other.url()).pathname, '/signin', 'the revoked device is signed out');
 
+  // a new password, from my account: the current one is checked, the new one judged
+  await page.click('text=Changer de mot de passe');
+  assert.equal(new URL(page.url()).pathname, '/account/password');
+  assert.deepEqual(await a11yProblems(page), []);
+  await page.fill('#current', 'not the password at all');
+  await page.fill('#password', `${STRONG} encore`);
+  await page.click('button[type=submit]');
+  assert.match(await page.textContent('#form-err'), /mot de passe ne convient pas/);
+  assert.equal(await page.getAttribute('#current', 'aria-invalid'), 'true');
+  await page.waitForTimeout(1100);
+  await page.fill('#current', STRONG);
+  await page.fill('#password', 'azerty12');
+  await page.click('button[type=submit]');
+  assert.match(await page.textContent('#form-err'), /trop facile à deviner/);
+  assert.equal(await page.getAttribute('#password', 'aria-invalid'), 'true');
+  await page.fill('#current', STRONG);
+  await page.fill('#password', `${STRONG} encore`);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${base}/account`);
+
   // the trail has the pages and the actions, and no secret
   assert.equal(await srv.stop(), 0, srv.log);
   const dump = sqlite(join(data, 'audit.db'), 'SELECT action, outcome FROM entries');
   for (const want of ['page.signin|ok', 'page.activate|ok', 'account.activate|failed',
     'account.activate.check|ok', 'account.activate|denied', 'account.activate|ok', 'page.account|ok',
-    'session.logout|ok', 'page.account|denied', 'login|failed', 'login|ok', 'session.revoke|ok'])
+    'session.logout|ok', 'page.account|denied', 'login|failed', 'login|ok', 'session.revoke|ok',
+    'page.password|ok', 'account.password|failed', 'account.password|ok'])
     assert.ok(dump.includes(want), `audited: ${want}`);
   const all = sqlite(join(data, 'audit.db'), 'SELECT * FROM entries');
   assert.ok(!all.includes(STRONG) && !all.includes(s.code) && !all.includes(s.login));
