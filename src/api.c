@@ -2499,6 +2499,8 @@ page_send(struct call *c)
         const char *field = "form", *msg;
         size_t i;
 
+        if (c->ptype == NULL)
+            c->ptype = "default";
         if (strcmp(c->ptype, "unauthenticated") == 0)
             to = "/signin";
         else if (strcmp(c->ptype, "mfa-required") == 0)
