@@ -1121,7 +1121,8 @@ factor_passed(struct call *c, struct records *r, struct session *s, int level, j
         unavailable(c);
         return;
     }
-    account_throttle_clear(r, c->k_login);
+    if (!sodium_is_zero(c->k_login, sizeof c->k_login))      /* a code was throttled */
+        account_throttle_clear(r, c->k_login);
     if (body == NULL)
         body = json_object();
     json_object_set_new(body, "mfa_level", json_integer(s->row.mfa_level));

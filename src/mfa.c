@@ -489,7 +489,7 @@ mfa_totp_confirm(struct records *r, const struct account *a,
     }
     if ((rc = factors_each(r, a, "totp", 0, pending_of_session, &p)) != CF_OK)
         goto out;
-    if (!p.found) {
+    if (!p.found || now - f->created > MFA_ENROLL_TTL_S) {
         rc = CF_ERR_NOTFOUND;
         goto out;
     }
@@ -533,6 +533,24 @@ mfa_totp_verify(struct records *r, const struct account *a, const char *code, in
 out:
     free(f);
     return rc;
+}
+
+enum cf_err
+mfa_reset(struct records *r, const struct account *a, struct cf_errmsg *em)
+{
+    struct store *st = records_store(r);
+    uint64_t n;
+    enum cf_err rc;
+
+    if ((rc = store_begin(st, STORE_TX_NORMAL)) != CF_OK)
+        return cf_fail(em, rc, "store: cannot begin");
+    if ((rc = store_factor_delete(st, a->row.id, NULL, "totp", -1)) == CF_OK &&
+        (rc = store_factor_delete(st, a->row.id, NULL, "webauthn", -1)) == CF_OK &&
+        (rc = store_recovery_set(st, a->row.id, NULL, 0, 0)) == CF_OK &&
+        (rc = store_sessions_revoke(st, a->row.id, NULL, &n)) == CF_OK)
+        return store_commit(st, em);
+    store_rollback(st);
+    return cf_fail(em, rc, "store: the second factors could not be removed; nothing changed");
 }
 
 /* ---- recovery codes --------------------------------------------------- */
@@ -850,6 +868,76 @@ check_authdata(const struct mfa_webauthn_opts *o, const uint8_t *ad, size_t adle
     return CF_OK;
 }
 
+/*
+ * CBOR well-formedness before libcbor sees the bytes: libcbor 0.8
+ * allocates a container of the size its header declares before reading
+ * any element, so a 9-byte header could ask for gigabytes (found by
+ * fuzz_webauthn).  This walk checks that the first item is complete within
+ * len: every length and count backed by bytes actually present, only
+ * definite lengths, nesting at most MFA_CBOR_DEPTH.  cbor_load then
+ * allocates only for what is there.  *used: the bytes of that item.
+ */
+#define MFA_CBOR_DEPTH 16
+
+static int
+cbor_walk(const uint8_t *b, size_t len, size_t *used)
+{
+    uint64_t need[MFA_CBOR_DEPTH + 1];
+    size_t pos = 0;
+    int top = 0;
+
+    need[0] = 1;
+    while (top >= 0) {
+        unsigned major, ai;
+        uint64_t arg = 0;
+        size_t k, nb;
+
+        if (need[top] == 0) {
+            top--;
+            continue;
+        }
+        need[top]--;
+        if (pos >= len)
+            return -1;
+        major = b[pos] >> 5;
+        ai = b[pos] & 31u;
+        pos++;
+        if (ai < 24)
+            arg = ai;
+        else if (ai <= 27) {
+            nb = (size_t)1 << (ai - 24);
+            if (len - pos < nb)
+                return -1;
+            for (k = 0; k < nb; k++)
+                arg = arg << 8 | b[pos + k];
+            pos += nb;
+        } else
+            return -1;                     /* reserved, or indefinite length */
+        switch (major) {
+        case 2: case 3:
+            if (arg > len - pos)
+                return -1;
+            pos += (size_t)arg;
+            break;
+        case 4: case 5: case 6:
+            if (major == 6)
+                arg = 1;                   /* a tag wraps one item */
+            else if (major == 5 && arg > (len - pos) / 2)
+                return -1;
+            else if (major == 5)
+                arg *= 2;
+            if (arg > len - pos || top == MFA_CBOR_DEPTH)
+                return -1;
+            need[++top] = arg;
+            break;
+        default:
+            break;                         /* integers, simple values, floats */
+        }
+    }
+    *used = pos;
+    return 0;
+}
+
 static const cbor_item_t *
 map_get(const cbor_item_t *map, const char *key)
 {
@@ -906,7 +994,7 @@ attested_cred(const struct authdata *d, const uint8_t **id, size_t *idlen, int *
 {
     struct cbor_load_result res;
     cbor_item_t *key;
-    size_t n;
+    size_t n, used = 0;
 
     if (!(d->flags & AD_AT) || d->restlen < 18)
         return cf_fail(em, CF_ERR_INPUT, "authenticator data: no attested credential");
@@ -915,7 +1003,10 @@ attested_cred(const struct authdata *d, const uint8_t **id, size_t *idlen, int *
         return cf_fail(em, CF_ERR_INPUT, "authenticator data: credential id of %zu bytes", n);
     *id = d->rest + 18;
     *idlen = n;
-    key = cbor_load(d->rest + 18 + n, d->restlen - 18 - n, &res);
+    if (cbor_walk(d->rest + 18 + n, d->restlen - 18 - n, &used) != 0 ||
+        (!(d->flags & AD_ED) && used != d->restlen - 18 - n))
+        return cf_fail(em, CF_ERR_INPUT, "authenticator data: malformed credential public key");
+    key = cbor_load(d->rest + 18 + n, used, &res);
     if (key == NULL || res.error.code != CBOR_ERR_NONE || !cbor_isa_map(key) ||
         !cbor_map_is_definite(key) ||
         (!(d->flags & AD_ED) && res.read != d->restlen - 18 - n)) {
@@ -943,7 +1034,7 @@ mfa_webauthn_check_registration(const struct mfa_webauthn_opts *o, const uint8_t
     const uint8_t *ad, *id = NULL;
     struct authdata d;
     fido_cred_t *cred = NULL;
-    size_t adlen, idlen = 0;
+    size_t adlen, idlen = 0, n = 0;
     int alg = 0, packed, r;
     enum cf_err rc;
 
@@ -952,6 +1043,10 @@ mfa_webauthn_check_registration(const struct mfa_webauthn_opts *o, const uint8_t
         return rc;
     if (attlen == 0 || attlen > MFA_ATTESTATION_MAX)
         return cf_fail(em, CF_ERR_LIMIT, "attestationObject: empty or over %d bytes", MFA_ATTESTATION_MAX);
+    if (cbor_walk(att, attlen, &n) != 0 || n != attlen) {
+        rc = cf_fail(em, CF_ERR_INPUT, "attestationObject: not one complete CBOR item");
+        goto out;
+    }
     root = cbor_load(att, attlen, &res);
     if (root == NULL || res.error.code != CBOR_ERR_NONE || res.read != attlen ||
         !cbor_isa_map(root) || !cbor_map_is_definite(root)) {

@@ -268,6 +268,34 @@ test_totp_enroll_verify(void **state)
     assert_int_equal(st.enrolled, MFA_TOTP);
     assert_int_equal(st.totp_pending, 1);
     assert_int_equal(mfa_totp_verify(f->r, &f->a, code_at(secret, t3 + 200), (t3 + 200) * 30), CF_OK);
+    /* a pending enrollment expires: 15 minutes to confirm it */
+    {
+        uint8_t s2[MFA_TOTP_SECRET_BYTES];
+        int64_t later = now + 10000;
+
+        assert_int_equal(mfa_totp_enroll(f->r, &f->a, sa, later, &e), CF_OK);
+        secret_of(&e, s2);
+        mfa_totp_enrollment_release(&e);
+        later += MFA_ENROLL_TTL_S + 1;
+        assert_int_equal(mfa_totp_confirm(f->r, &f->a, sa, code_at(s2, later / 30), later), CF_ERR_NOTFOUND);
+        later -= 2;
+        assert_int_equal(mfa_totp_confirm(f->r, &f->a, sa, code_at(s2, later / 30), later), CF_OK);
+    }
+    /* an operator's reset: nothing left, nothing pending */
+    {
+        struct cf_errmsg em = { "" };
+        char codes[MFA_RECOVERY_COUNT][MFA_RECOVERY_TEXT + 1];
+
+        assert_int_equal(mfa_recovery_new(f->r, &f->a, now, codes), CF_OK);
+        assert_int_equal(mfa_totp_enroll(f->r, &f->a, sb, now, &e), CF_OK);
+        mfa_totp_enrollment_release(&e);
+        assert_int_equal(mfa_reset(f->r, &f->a, &em), CF_OK);
+        assert_int_equal(mfa_state_of(f->r, &f->a, &st), CF_OK);
+        assert_int_equal(st.enrolled, 0);
+        assert_int_equal(st.recovery_left, 0);
+        assert_int_equal(st.totp_pending, 0);
+        assert_int_equal(mfa_recovery_use(f->r, &f->a, codes[0], now), CF_ERR_AUTH);
+    }
     free(row);
 }
 
@@ -449,6 +477,91 @@ test_webauthn_fixtures(void **state)
     json_decref(fx);
 }
 
+/* Containers whose headers claim more than the bytes present are refused
+ * before libcbor allocates them (libcbor 0.8 would allocate the claim). */
+static void
+test_cbor_bounds(void **state)
+{
+    static const uint8_t huge_map[] = { 0xbb, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00 };
+    static const uint8_t huge_array[] = { 0xa1, 0x63, 'f', 'm', 't', 0x9a, 0x7f, 0xff, 0xff, 0xff };
+    static const uint8_t indefinite[] = { 0xbf, 0x63, 'f', 'm', 't', 0x64, 'n', 'o', 'n', 'e', 0xff };
+    static const uint8_t huge_bytes[] = { 0xa1, 0x63, 'f', 'm', 't', 0x5a, 0x7f, 0xff, 0xff, 0xff };
+    uint8_t deep[40];
+    const struct { const uint8_t *b; size_t n; } bad[] = {
+        { huge_map, sizeof huge_map }, { huge_array, sizeof huge_array },
+        { indefinite, sizeof indefinite }, { huge_bytes, sizeof huge_bytes }, { deep, sizeof deep },
+    };
+    size_t i, used;
+
+    (void)state;
+    memset(deep, 0x81, sizeof deep);              /* [[[[...]]]] past MFA_CBOR_DEPTH */
+    deep[sizeof deep - 1] = 0x00;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_not_equal(cbor_walk(bad[i].b, bad[i].n, &used), 0);
+    /* a complete item: its own length, whatever follows */
+    assert_int_equal(cbor_walk(indefinite + 1, sizeof indefinite - 2, &used), 0);
+    assert_int_equal(used, 4);
+    assert_int_equal(cbor_walk(deep + sizeof deep - 10, 10, &used), 0);
+    assert_int_equal(used, 10);
+}
+
+/* Each WebAuthn bound at N-1 (or N) accepted by its check, N+1 refused
+ * as over the limit. */
+static void
+test_webauthn_bounds(void **state)
+{
+    struct mfa_webauthn_opts o = { "localhost", { "http://localhost:8080" }, 1 };
+    uint8_t ch[32], h[32], *buf = malloc(MFA_ATTESTATION_MAX + 2);
+    char b64[64], name[MFA_KEY_NAME_MAX + 2], kept[MFA_KEY_NAME_MAX + 1];
+    struct cf_errmsg em = { "" };
+    struct authdata d;
+    struct mfa_cred cred;
+    int n;
+
+    (void)state;
+    memset(ch, 7, sizeof ch);
+    sodium_bin2base64(b64, sizeof b64, ch, sizeof ch, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    /* clientDataJSON: a valid one padded with spaces to N and N+1 bytes */
+    n = snprintf((char *)buf, MFA_ATTESTATION_MAX,
+                 "{\"type\":\"webauthn.get\",\"challenge\":\"%s\",\"origin\":\"http://localhost:8080\"}", b64);
+    memset(buf + n, ' ', MFA_CLIENTDATA_MAX + 1 - (size_t)n);
+    assert_int_equal(check_client_data(&o, "webauthn.get", ch, sizeof ch, buf, MFA_CLIENTDATA_MAX, h, &em), CF_OK);
+    assert_int_equal(check_client_data(&o, "webauthn.get", ch, sizeof ch, buf, MFA_CLIENTDATA_MAX + 1, h, &em),
+                     CF_ERR_LIMIT);
+    assert_int_equal(check_client_data(&o, "webauthn.get", ch, sizeof ch, buf, 0, h, &em), CF_ERR_LIMIT);
+    /* authenticator data: 37 .. MFA_AUTHDATA_MAX */
+    memset(buf, 0, MFA_AUTHDATA_MAX + 1);
+    crypto_hash_sha256(buf, (const uint8_t *)"localhost", 9);
+    buf[32] = 0x01;
+    assert_int_equal(check_authdata(&o, buf, 36, &d, &em), CF_ERR_LIMIT);
+    assert_int_equal(check_authdata(&o, buf, 37, &d, &em), CF_OK);
+    assert_int_equal(check_authdata(&o, buf, MFA_AUTHDATA_MAX, &d, &em), CF_OK);
+    assert_int_equal(check_authdata(&o, buf, MFA_AUTHDATA_MAX + 1, &d, &em), CF_ERR_LIMIT);
+    /* attestationObject: over MFA_ATTESTATION_MAX refused before parsing;
+     * at the bound it is parsed (and refused as CBOR garbage, not as too big) */
+    n = snprintf((char *)buf, MFA_ATTESTATION_MAX,
+                 "{\"type\":\"webauthn.create\",\"challenge\":\"%s\",\"origin\":\"http://localhost:8080\"}", b64);
+    {
+        uint8_t *att = calloc(1, MFA_ATTESTATION_MAX + 1);
+
+        assert_int_equal(mfa_webauthn_check_registration(&o, ch, sizeof ch, buf, (size_t)n, att,
+                                                         MFA_ATTESTATION_MAX + 1, &cred, &em), CF_ERR_LIMIT);
+        assert_int_equal(mfa_webauthn_check_registration(&o, ch, sizeof ch, buf, (size_t)n, att,
+                                                         MFA_ATTESTATION_MAX, &cred, &em), CF_ERR_INPUT);
+        free(att);
+    }
+    /* key names: 1 .. MFA_KEY_NAME_MAX bytes of text */
+    memset(name, 'k', sizeof name);
+    name[MFA_KEY_NAME_MAX] = '\0';
+    assert_int_equal(name_check(name, kept, &em), CF_OK);
+    name[MFA_KEY_NAME_MAX] = 'k';
+    name[MFA_KEY_NAME_MAX + 1] = '\0';
+    assert_int_equal(name_check(name, kept, &em), CF_ERR_INPUT);
+    assert_int_equal(name_check("", kept, &em), CF_ERR_INPUT);
+    assert_int_equal(name_check("a\tb", kept, &em), CF_ERR_INPUT);
+    free(buf);
+}
+
 /* The ceremonies through the store, with the fixture's challenges put in
  * place of random ones (what begin would have drawn). */
 static void
@@ -545,6 +658,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_totp_enroll_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test(test_webauthn_fixtures),
+        cmocka_unit_test(test_cbor_bounds),
+        cmocka_unit_test(test_webauthn_bounds),
         cmocka_unit_test_setup_teardown(test_webauthn_store, setup, teardown),
     };
 
