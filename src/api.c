@@ -1111,16 +1111,27 @@ list_add(char *list, size_t cap, const char *name)
     return 0;
 }
 
-/* The guard's view of one read (subject NULL: a lookup that found nothing). */
+/* The guard's verdict on one read (subject NULL: a lookup that found
+ * nothing): 0 to go on, -1 with al filled. */
+static int
+guard_ask(struct call *c, const uint8_t *subject, const uint8_t *digest, size_t dlen,
+          struct guard_alert *al)
+{
+    struct guard_event ev = { c->acct.id, c->acct.role, c->ae.addr, subject, digest, dlen,
+                              now_ms() };
+
+    return guard_check(c->api->guard, &ev, al) == GUARD_ALLOW ? 0 : -1;
+}
+
+/* The same, and a DENY locks the account out (never inside a transaction:
+ * the lock must not be rolled back). */
 static int
 guarded(struct call *c, struct records *r, const uint8_t *subject, const uint8_t *digest,
         size_t dlen)
 {
-    struct guard_event ev = { c->acct.id, c->acct.role, c->ae.addr, subject, digest, dlen,
-                              now_ms() };
     struct guard_alert al;
 
-    if (guard_check(c->api->guard, &ev, &al) == GUARD_ALLOW)
+    if (guard_ask(c, subject, digest, dlen, &al) == 0)
         return 0;
     locked_out(c, r, &al);
     return -1;
@@ -1370,6 +1381,476 @@ static void h_establishment(struct http_ctx *x, void *app)
         with_session(x, app, "establishment.classes", AUTH_READY, d_est_classes);
 }
 
+/* ---- records: writes --------------------------------------------------
+ *
+ * School staff (and a guardian, for their own contact details) change
+ * records through the same gates as a read: the guard counts every record
+ * a write touches (a write is a touch of its subject; an unknown id is a
+ * miss), the policy's write fields say who may change what (POLICY_WRITE),
+ * and the audit entry names the subjects and the field names - never a
+ * value - before the answer leaves.  Each write is one transaction; a new
+ * record is checked by the policy inside it and rolled back if refused.
+ * Answers name ids and fields only: reading a record is serve_record's.
+ */
+
+/* References a write may carry, by JSON name. */
+enum wref { W_ESTABLISHMENT, W_CLASS, W_GUARDIAN, W_STUDENT, W_REF_COUNT };
+static const char *const wref_names[W_REF_COUNT] = {
+    "establishment_id", "class_id", "guardian_id", "student_id",
+};
+static const enum record_kind wref_kinds[W_REF_COUNT] = {
+    REC_ESTABLISHMENT, REC_CLASS, REC_GUARDIAN, REC_STUDENT,
+};
+#define WREF(x) (1u << (x))
+/* "relationship": a new guardian's link to the pupil */
+#define WREF_RELATIONSHIP (1u << W_REF_COUNT)
+
+struct wreq {
+    struct record_edit ed;             /* kind, set / clear, values */
+    const char *ref[W_REF_COUNT];      /* hex ids, NULL when absent */
+    unsigned given;                    /* WREF bits present (a null class_id too) */
+    const char *relationship;
+};
+
+static int
+write_input_error(struct call *c, const char *detail)
+{
+    bad_request(c, detail);
+    return -1;
+}
+
+/*
+ * Reads a write's body: the kind's field names (a string sets, null clears
+ * an optional field on a change), the references in `refs` (hex ids; a
+ * null class_id takes a pupil out of its class) and, with
+ * WREF_RELATIONSHIP, "relationship".  Anything else, a value that is not a
+ * string, too long or with a NUL byte: 400 naming the rule, never the
+ * input.
+ */
+static int
+parse_write(struct call *c, enum record_kind k, int create, unsigned refs, struct wreq *w)
+{
+    json_t *body = http_json(c->ctx), *v;
+    const char *key;
+    char detail[256];
+
+    memset(w, 0, sizeof *w);
+    w->ed.kind = k;
+    json_object_foreach(body, key, v) {
+        int fi = records_field_index(k, key), ri;
+
+        if (fi >= 0) {
+            if (json_is_null(v) && !create) {
+                w->ed.clear |= 1u << fi;
+                continue;
+            }
+            if (!json_is_string(v) || json_string_length(v) > RECORD_FIELD_PT_MAX ||
+                strlen(json_string_value(v)) != json_string_length(v)) {
+                snprintf(detail, sizeof detail, "%s: a text of at most %d bytes%s.",
+                         records_field_name(k, (size_t)fi), RECORD_FIELD_PT_MAX,
+                         create ? "" : " (null removes an optional field)");
+                return write_input_error(c, detail);
+            }
+            w->ed.set |= 1u << fi;
+            w->ed.value[fi] = json_string_value(v);
+            continue;
+        }
+        for (ri = 0; ri < W_REF_COUNT; ri++)
+            if ((refs & WREF(ri)) && strcmp(key, wref_names[ri]) == 0)
+                break;
+        if (ri < W_REF_COUNT) {
+            if (json_is_null(v) && ri == W_CLASS && !create) {
+                w->given |= WREF(ri);
+                continue;
+            }
+            if (!json_is_string(v) || json_string_length(v) != RECORD_ID_HEX) {
+                snprintf(detail, sizeof detail, "%s: an id of %d hex digits.", wref_names[ri],
+                         RECORD_ID_HEX);
+                return write_input_error(c, detail);
+            }
+            w->given |= WREF(ri);
+            w->ref[ri] = json_string_value(v);
+            continue;
+        }
+        if ((refs & WREF_RELATIONSHIP) && strcmp(key, "relationship") == 0) {
+            if (!json_is_string(v) || json_string_length(v) > LABEL_MAX_BYTES ||
+                strlen(json_string_value(v)) != json_string_length(v))
+                return write_input_error(c, "relationship: a short text (mère, père, tuteur...).");
+            w->relationship = json_string_value(v);
+            continue;
+        }
+        {
+            size_t i, n;
+
+            n = (size_t)snprintf(detail, sizeof detail, "A %s has no such field; send only:",
+                                 records_kind_name(k));
+            for (i = 0; i < records_field_count(k) && n < sizeof detail; i++)
+                n += (size_t)snprintf(detail + n, sizeof detail - n, " %s",
+                                      records_field_name(k, i));
+            for (i = 0; i < W_REF_COUNT && n < sizeof detail; i++)
+                if (refs & WREF(i))
+                    n += (size_t)snprintf(detail + n, sizeof detail - n, " %s", wref_names[i]);
+            if ((refs & WREF_RELATIONSHIP) && n < sizeof detail)
+                snprintf(detail + n, sizeof detail - n, " relationship");
+        }
+        return write_input_error(c, detail);
+    }
+    return 0;
+}
+
+/* A write touches an existing record: its header only, counted by the
+ * guard like a read (an unknown or malformed id is a miss: 404).  0 with
+ * rec filled; -1 with the problem set. */
+static int
+touch(struct call *c, struct records *r, enum record_kind k, const char *id, struct record *rec)
+{
+    uint8_t bin[STORE_ID_BYTES];
+
+    if (id == NULL || records_id_parse(id, bin) != CF_OK ||
+        records_get(r, k, id, 0, rec, NULL) != CF_OK) {
+        if (guarded(c, r, NULL, NULL, 0) == 0) {
+            char detail[96];
+
+            snprintf(detail, sizeof detail, "No such %s.", records_kind_name(k));
+            set_problem(c, 404, "not-found", "Not found", detail);
+        }
+        return -1;
+    }
+    if (guarded(c, r, bin, NULL, 0) != 0)
+        return -1;
+    if (list_add(c->ae.subject, sizeof c->ae.subject, rec->id) != 0) {
+        unavailable(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+write_denied(struct call *c, const char *detail)
+{
+    c->denied++;
+    set_problem(c, 403, "forbidden", "Not allowed", detail);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+}
+
+/* What records said about bad input, as a 4xx (a value too long is bad
+ * input here, not a full queue). */
+static void
+write_failed(struct call *c, enum cf_err rc, const struct cf_errmsg *em)
+{
+    switch (rc) {
+    case CF_ERR_INPUT:
+    case CF_ERR_LIMIT:
+        set_problem(c, 400, "invalid-record", "Invalid record", em->msg);
+        break;
+    case CF_ERR_NOTFOUND:
+        set_problem(c, 404, "not-found", "Not found", em->msg);
+        break;
+    case CF_ERR_EXISTS:
+        set_problem(c, 409, "conflict", "Already present", em->msg);
+        break;
+    default:
+        unavailable(c);
+    }
+}
+
+/* The field names a write sends, for its audit entry (refused or not) and
+ * its answer: names only (at most 9 short names: they fit the entry). */
+static json_t *
+changed_fields(struct call *c, enum record_kind k, uint32_t bits, const char *extra)
+{
+    json_t *list = json_array();
+    size_t i;
+
+    for (i = 0; i < records_field_count(k); i++)
+        if (bits & (1u << i)) {
+            (void)list_add(c->ae.fields, sizeof c->ae.fields, records_field_name(k, i));
+            json_array_append_new(list, json_string(records_field_name(k, i)));
+        }
+    if (extra != NULL) {
+        (void)list_add(c->ae.fields, sizeof c->ae.fields, extra);
+        json_array_append_new(list, json_string(extra));
+    }
+    return list;
+}
+
+static const char *const write_refs_detail[REC_KIND_COUNT] = {
+    [REC_STUDENT] = "class_id",
+};
+
+/* PATCH /api/v1/<kind>/ID: some fields (and a pupil's class). */
+static void
+do_update(struct call *c, struct records *r, enum record_kind k)
+{
+    struct record *rec = malloc(sizeof *rec);
+    struct policy_principal p;
+    struct cf_errmsg em = { "" };
+    struct wreq w;
+    const char *why;
+    uint32_t wmask;
+    json_t *changes = NULL;
+    enum cf_err rc;
+
+    if (rec == NULL) {
+        unavailable(c);
+        return;
+    }
+    if (parse_write(c, k, 0, k == REC_STUDENT ? WREF(W_CLASS) : 0, &w) != 0)
+        goto out;
+    if (w.ed.set == 0 && w.ed.clear == 0 && w.given == 0) {
+        bad_request(c, "Nothing to change: send the fields to set (null removes an optional one).");
+        goto out;
+    }
+    changes = changed_fields(c, k, w.ed.set | w.ed.clear, w.given ? write_refs_detail[k] : NULL);
+    if (touch(c, r, k, http_path_rest(c->ctx), rec) != 0)
+        goto out;
+    policy_principal_of(&c->acct, &p);
+    if (policy_check_for(r, &p, rec, POLICY_WRITE, &wmask, &why) != CF_OK) {
+        write_denied(c, "You may not change this record.");
+        goto out;
+    }
+    if (((w.ed.set | w.ed.clear) & ~wmask) != 0 ||
+        (w.given != 0 && !policy_may_create(p.role, k))) {
+        write_denied(c, "You may not change some of these fields.");
+        goto out;
+    }
+    w.ed.id = rec->id;
+    if (w.given & WREF(W_CLASS)) {
+        w.ed.set_parent1 = 1;
+        w.ed.parent1 = w.ref[W_CLASS];
+        /* the class is touched too: an unknown one is a miss */
+        if (w.ref[W_CLASS] != NULL) {
+            struct record *cls = malloc(sizeof *cls);
+            int bad = cls == NULL || touch(c, r, REC_CLASS, w.ref[W_CLASS], cls) != 0;
+
+            free(cls);
+            if (bad) {
+                if (c->status == 0)
+                    unavailable(c);
+                goto out;
+            }
+        }
+    }
+    if (records_begin(r, 0) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    if ((rc = records_update(r, &w.ed, &em)) == CF_OK)
+        rc = records_commit(r, &em);
+    else
+        records_rollback(r);
+    if (rc != CF_OK) {
+        write_failed(c, rc, &em);
+        goto out;
+    }
+    ok(c, 200, json_pack("{s:s, s:s, s:O}", "kind", records_kind_name(k), "id", rec->id,
+                         "changed", changes));
+out:
+    json_decref(changes);
+    free(rec);
+}
+
+/* POST /api/v1/<kinds>: a new record in the principal's establishment. */
+static void
+do_create(struct call *c, struct records *r, enum record_kind k)
+{
+    static const unsigned refs[REC_KIND_COUNT] = {
+        [REC_STUDENT] = WREF(W_ESTABLISHMENT) | WREF(W_CLASS),
+        [REC_CLASS] = WREF(W_ESTABLISHMENT),
+        [REC_GUARDIAN] = WREF(W_STUDENT) | WREF_RELATIONSHIP,
+        [REC_GUARDIAN_LINK] = WREF(W_GUARDIAN) | WREF(W_STUDENT),
+    };
+    struct record *rec = malloc(sizeof *rec), *ref = malloc(sizeof *ref);
+    struct policy_principal p;
+    struct cf_errmsg em = { "" };
+    struct record_add in;
+    struct wreq w;
+    char id[RECORD_ID_HEX + 1], link[RECORD_ID_HEX + 1] = "";
+    uint8_t bin[STORE_ID_BYTES];
+    const char *why;
+    uint32_t wmask;
+    json_t *fields = NULL;
+    enum cf_err rc;
+    int i, in_tx = 0;
+
+    if (rec == NULL || ref == NULL) {
+        unavailable(c);
+        goto out;
+    }
+    if (parse_write(c, k, 1, refs[k], &w) != 0)
+        goto out;
+    fields = changed_fields(c, k, w.ed.set, w.relationship ? "relationship" : NULL);
+    policy_principal_of(&c->acct, &p);
+    if ((k == REC_STUDENT || k == REC_CLASS) && w.ref[W_ESTABLISHMENT] == NULL) {
+        if (p.establishment[0] == '\0') {
+            bad_request(c, "establishment_id: required (your account belongs to no establishment).");
+            goto out;
+        }
+        w.ref[W_ESTABLISHMENT] = p.establishment;
+    }
+    if ((k == REC_GUARDIAN && (w.ref[W_STUDENT] == NULL || w.relationship == NULL)) ||
+        (k == REC_GUARDIAN_LINK && (w.ref[W_STUDENT] == NULL || w.ref[W_GUARDIAN] == NULL))) {
+        bad_request(c, k == REC_GUARDIAN
+                           ? "A new guardian comes with student_id and relationship (its link)."
+                           : "Send guardian_id, student_id and relationship.");
+        goto out;
+    }
+    /* every record referred to is touched (guard-counted; unknown: 404) */
+    memset(&in, 0, sizeof in);
+    in.kind = k;
+    for (i = 0; i < W_REF_COUNT; i++) {
+        if (w.ref[i] == NULL)
+            continue;
+        if (touch(c, r, wref_kinds[i], w.ref[i], ref) != 0)
+            goto out;
+    }
+    if (!policy_may_create(p.role, k)) {
+        write_denied(c, "You may not create this kind of record.");
+        goto out;
+    }
+    for (i = 0; i < (int)records_field_count(k); i++)
+        in.value[i] = w.ed.value[i];
+    switch (k) {
+    case REC_STUDENT:
+        in.parent[0] = w.ref[W_ESTABLISHMENT];
+        in.parent[1] = w.ref[W_CLASS];
+        break;
+    case REC_CLASS:
+        in.parent[0] = w.ref[W_ESTABLISHMENT];
+        break;
+    case REC_GUARDIAN:
+        /* the guardian joins the pupil's académie */
+        if (records_get(r, REC_STUDENT, w.ref[W_STUDENT], 0, ref, NULL) != CF_OK) {
+            unavailable(c);
+            goto out;
+        }
+        in.compartment = ref->compartment;
+        break;
+    case REC_GUARDIAN_LINK:
+        in.parent[0] = w.ref[W_GUARDIAN];
+        in.parent[1] = w.ref[W_STUDENT];
+        break;
+    default:
+        break;
+    }
+    if (records_begin(r, 0) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    in_tx = 1;
+    rc = records_add(r, &in, id, &em);
+    if (rc == CF_OK && k == REC_GUARDIAN) {
+        struct record_add l = { .kind = REC_GUARDIAN_LINK, .parent = { id, w.ref[W_STUDENT] },
+                                .value = { w.relationship } };
+
+        rc = records_add(r, &l, link, &em);
+    }
+    if (rc != CF_OK) {
+        write_failed(c, rc, &em);
+        goto out;
+    }
+    /* the new record: a touch for the guard, then the policy on it */
+    if (records_id_parse(id, bin) != CF_OK || records_get(r, k, id, 0, rec, NULL) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    {
+        struct guard_alert al;
+
+        if (guard_ask(c, bin, NULL, 0, &al) != 0) {
+            records_rollback(r);
+            in_tx = 0;
+            locked_out(c, r, &al);
+            goto out;
+        }
+    }
+    if (policy_check_for(r, &p, rec, POLICY_WRITE, &wmask, &why) != CF_OK ||
+        (w.ed.set & ~wmask) != 0) {
+        write_denied(c, "You may create records in your own establishment only.");
+        goto out;
+    }
+    in_tx = 0;
+    if ((rc = records_commit(r, &em)) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    if (list_add(c->ae.subject, sizeof c->ae.subject, id) != 0 ||
+        (link[0] != '\0' && list_add(c->ae.subject, sizeof c->ae.subject, link) != 0)) {
+        unavailable(c);        /* cannot happen: a few ids */
+        goto out;
+    }
+    ok(c, 201, json_pack("{s:s, s:s, s:O}", "kind", records_kind_name(k), "id", id, "fields",
+                         fields));
+    if (link[0] != '\0')
+        json_object_set_new(c->body, "link_id", json_string(link));
+out:
+    if (in_tx)
+        records_rollback(r);
+    json_decref(fields);
+    if (rec != NULL)
+        sodium_memzero(rec, sizeof *rec);
+    free(rec);
+    free(ref);
+}
+
+/* DELETE /api/v1/guardian-links/ID. */
+static void
+do_unlink(struct call *c, struct records *r)
+{
+    struct record *rec = malloc(sizeof *rec);
+    struct policy_principal p;
+    struct cf_errmsg em = { "" };
+    const char *why;
+    uint32_t wmask;
+    enum cf_err rc;
+
+    if (rec == NULL) {
+        unavailable(c);
+        return;
+    }
+    if (touch(c, r, REC_GUARDIAN_LINK, http_path_rest(c->ctx), rec) != 0)
+        goto out;
+    policy_principal_of(&c->acct, &p);
+    if (policy_check_for(r, &p, rec, POLICY_WRITE, &wmask, &why) != CF_OK ||
+        !policy_may_create(p.role, REC_GUARDIAN_LINK)) {
+        write_denied(c, "You may not remove this link.");
+        goto out;
+    }
+    if (records_begin(r, 0) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    if ((rc = records_delete(r, REC_GUARDIAN_LINK, rec->id, &em)) == CF_OK)
+        rc = records_commit(r, &em);
+    else
+        records_rollback(r);
+    if (rc != CF_OK) {
+        write_failed(c, rc, &em);
+        goto out;
+    }
+    ok(c, 200, json_pack("{s:s, s:s, s:b}", "kind", "guardian_link", "id", rec->id, "deleted", 1));
+out:
+    free(rec);
+}
+
+static void w_student_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_STUDENT); }
+static void w_student_set(struct call *c, struct records *r, struct session *s) { (void)s; do_update(c, r, REC_STUDENT); }
+static void w_guardian_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_GUARDIAN); }
+static void w_guardian_set(struct call *c, struct records *r, struct session *s) { (void)s; do_update(c, r, REC_GUARDIAN); }
+static void w_link_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_GUARDIAN_LINK); }
+static void w_link_del(struct call *c, struct records *r, struct session *s) { (void)s; do_unlink(c, r); }
+static void w_class_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_CLASS); }
+static void w_class_set(struct call *c, struct records *r, struct session *s) { (void)s; do_update(c, r, REC_CLASS); }
+
+static void h_student_add(struct http_ctx *x, void *app) { with_session(x, app, "student.create", AUTH_READY, w_student_add); }
+static void h_student_set(struct http_ctx *x, void *app) { with_session(x, app, "student.update", AUTH_READY, w_student_set); }
+static void h_guardian_add(struct http_ctx *x, void *app) { with_session(x, app, "guardian.create", AUTH_READY, w_guardian_add); }
+static void h_guardian_set(struct http_ctx *x, void *app) { with_session(x, app, "guardian.update", AUTH_READY, w_guardian_set); }
+static void h_link_add(struct http_ctx *x, void *app) { with_session(x, app, "guardian_link.create", AUTH_READY, w_link_add); }
+static void h_link_del(struct http_ctx *x, void *app) { with_session(x, app, "guardian_link.delete", AUTH_READY, w_link_del); }
+static void h_class_add(struct http_ctx *x, void *app) { with_session(x, app, "class.create", AUTH_READY, w_class_add); }
+static void h_class_set(struct http_ctx *x, void *app) { with_session(x, app, "class.update", AUTH_READY, w_class_set); }
+
 /* ---- the route table -------------------------------------------------- */
 
 static const struct http_route routes[] = {
@@ -1392,6 +1873,15 @@ static const struct http_route routes[] = {
     { "GET",    "/api/v1/staff/*",        0,                             h_staff,    "staff" },
     { "GET",    "/api/v1/classes/*",      0,                             h_class,    "class" },
     { "GET",    "/api/v1/establishments/*", 0,                      h_establishment, "establishment" },
+    /* record writes: guard, policy (write fields), one transaction, audit */
+    { "POST",   "/api/v1/students",       HTTP_JSON_BODY,             h_student_add, "student_add" },
+    { "PATCH",  "/api/v1/students/*",     HTTP_JSON_BODY,             h_student_set, "student_set" },
+    { "POST",   "/api/v1/guardians",      HTTP_JSON_BODY,            h_guardian_add, "guardian_add" },
+    { "PATCH",  "/api/v1/guardians/*",    HTTP_JSON_BODY,            h_guardian_set, "guardian_set" },
+    { "POST",   "/api/v1/guardian-links", HTTP_JSON_BODY,                h_link_add, "link_add" },
+    { "DELETE", "/api/v1/guardian-links/*", 0,                           h_link_del, "link_del" },
+    { "POST",   "/api/v1/classes",        HTTP_JSON_BODY,               h_class_add, "class_add" },
+    { "PATCH",  "/api/v1/classes/*",      HTTP_JSON_BODY,               h_class_set, "class_set" },
 };
 
 /* ---- serving ---------------------------------------------------------- */

@@ -84,9 +84,15 @@ enum cf_err store_row_insert(struct store *st, enum store_table t,
                              const struct store_row *row,
                              struct cf_errmsg *em) WARN_UNUSED;
 
-/* Replaces a row's fields, key version and indexes (re-seal, edit). */
+/* Replaces a row's fields, key version, indexes and second parent (re-seal,
+ * edit, a pupil's class).  CF_ERR_EXISTS when a unique index already holds
+ * a new value, CF_ERR_NOTFOUND when the row or a parent is missing. */
 enum cf_err store_row_update(struct store *st, enum store_table t,
                              const struct store_row *row) WARN_UNUSED;
+/* Deletes one row (a guardian link).  CF_ERR_NOTFOUND when absent;
+ * CF_ERR_NOTFOUND too when other rows still refer to it. */
+enum cf_err store_row_delete(struct store *st, enum store_table t,
+                             const uint8_t id[STORE_ID_BYTES]) WARN_UNUSED;
 
 enum cf_err store_row_get(struct store *st, enum store_table t,
                           const uint8_t id[STORE_ID_BYTES],

@@ -43,14 +43,14 @@ static const struct {
 
 enum stmt_kind {
     Q_INSERT, Q_UPDATE, Q_GET, Q_FIND0, Q_FIND1, Q_PARENT0, Q_PARENT1,
-    Q_OLDER, Q_ALL, Q_COUNTV, Q_KIND_COUNT
+    Q_OLDER, Q_ALL, Q_COUNTV, Q_DELETE, Q_KIND_COUNT
 };
 
 #define COLS "id, p0, p1, compartment, kv, fields, idx0, idx1, created, updated"
 
 static const char *const stmt_fmt[Q_KIND_COUNT] = {
     [Q_INSERT]  = "INSERT INTO %s (" COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-    [Q_UPDATE]  = "UPDATE %s SET kv = ?5, fields = ?6, idx0 = ?7, idx1 = ?8, updated = ?10 WHERE id = ?1",
+    [Q_UPDATE]  = "UPDATE %s SET p1 = ?3, kv = ?5, fields = ?6, idx0 = ?7, idx1 = ?8, updated = ?10 WHERE id = ?1",
     [Q_GET]     = "SELECT " COLS " FROM %s WHERE id = ?1",
     [Q_FIND0]   = "SELECT " COLS " FROM %s WHERE idx0 = ?1 LIMIT 1",
     [Q_FIND1]   = "SELECT " COLS " FROM %s WHERE idx1 = ?1 LIMIT 1",
@@ -59,6 +59,7 @@ static const char *const stmt_fmt[Q_KIND_COUNT] = {
     [Q_OLDER]   = "SELECT " COLS " FROM %s WHERE compartment = ?1 AND kv < ?2 LIMIT ?3",
     [Q_ALL]     = "SELECT " COLS " FROM %s ORDER BY rid LIMIT ?1",
     [Q_COUNTV]  = "SELECT count(*) FROM %s WHERE compartment = ?1 AND kv = ?2",
+    [Q_DELETE]  = "DELETE FROM %s WHERE id = ?1",
 };
 
 /* Statements of the account, session and throttle operations. */
@@ -509,6 +510,23 @@ store_row_update(struct store *st, enum store_table t,
     if (s == NULL)
         return CF_ERR_STORE;
     bind_row(s, row);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = constraint_error(st, t, NULL);
+    else if (sqlite3_changes(st->db) != 1)
+        rc = CF_ERR_NOTFOUND;
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_row_delete(struct store *st, enum store_table t, const uint8_t id[STORE_ID_BYTES])
+{
+    sqlite3_stmt *s = stmt(st, Q_DELETE, t);
+    enum cf_err rc = CF_OK;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = constraint_error(st, t, NULL);
     else if (sqlite3_changes(st->db) != 1)
