@@ -30,6 +30,8 @@ endif
 
 # Modules of the library every program links (main.c is the CLI only).
 MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard
+# guard5: alert rows, address blocks and the webhook sender
+MODS     += alerts
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o
 SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "account.h"
+#include "alerts.h"
 #include "api.h"
 #include "audit.h"
 #include "http.h"
@@ -72,6 +73,9 @@ struct api {
     struct throttle_policy th_account, th_address;
     unsigned min_bits;
     struct guard *guard;
+    struct alerts *alerts;           /* alert rows and the webhook */
+    int64_t block_ms;                /* the guard's address block */
+    unsigned export_max_rows;
 };
 
 static struct records *
@@ -1085,6 +1089,21 @@ locked_out(struct call *c, struct records *r, const struct guard_alert *al)
     if (store_sessions_revoke(records_store(r), c->acct.row.id, NULL, &n) != CF_OK)
         log_warnx("guard: could not revoke the sessions of a locked account");
     http_metric_add(http_server_of(c->ctx), "coffre_lockouts_total", NULL, 1);
+    /* A new alert (not a later request of an account already locked): its
+     * row and the address block, which survive a restart. */
+    if (alerts_is_alert(al) && !al->dry_run) {
+        struct store_alert row;
+        int64_t now = now_ms();
+        char label[64];
+
+        if (alerts_record(c->api->alerts, records_store(r), al, c->acct.row.compartment,
+                          c->api->block_ms > 0 ? "denied, principal locked, address blocked"
+                                               : "denied, principal locked",
+                          now, c->api->block_ms > 0 ? now + c->api->block_ms : 0, &row) != CF_OK)
+            log_warnx("guard: could not record an alert in the store");
+        snprintf(label, sizeof label, "rule=%s", al->rule);
+        http_metric_add(http_server_of(c->ctx), "coffre_guard_alerts_total", label, 1);
+    }
     set_problem(c, 403, "account-locked", "Account locked",
                 "Unusual reading was detected; this account is locked until an "
                 "administrator of your académie unlocks it.");
@@ -1851,6 +1870,66 @@ static void h_link_del(struct http_ctx *x, void *app) { with_session(x, app, "gu
 static void h_class_add(struct http_ctx *x, void *app) { with_session(x, app, "class.create", AUTH_READY, w_class_add); }
 static void h_class_set(struct http_ctx *x, void *app) { with_session(x, app, "class.update", AUTH_READY, w_class_set); }
 
+/* ---- alerts: what the guard denied on --------------------------------- */
+
+#define API_ALERTS_PAGE 50
+
+static int
+alert_item(void *arg, const struct store_alert *a)
+{
+    char buf[ALERTS_BODY_MAX];
+    size_t n = alerts_json(a, buf, sizeof buf);
+    json_t *o = n > 0 ? json_loadb(buf, n, 0, NULL) : NULL;
+
+    if (o != NULL)
+        json_array_append_new(arg, o);
+    return 0;
+}
+
+/* GET /api/v1/alerts[?page=N]: the académie's alerts, newest first, for
+ * its administrators and its DPO. */
+static void
+do_alerts(struct call *c, struct records *r, struct session *s)
+{
+    const char *pg = http_param(c->ctx, "page");
+    unsigned long page = 0;
+    json_t *items;
+    int more;
+
+    (void)s;
+    if (c->acct.role != ROLE_ACADEMIE_ADMIN && c->acct.role != ROLE_DPO) {
+        set_problem(c, 403, "forbidden", "Not allowed",
+                    "Alerts are shown to académie administrators and the DPO.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        return;
+    }
+    if (pg != NULL) {
+        char *end;
+
+        errno = 0;
+        page = strtoul(pg, &end, 10);
+        if (pg[0] < '0' || pg[0] > '9' || *end != '\0' || errno != 0 || page > API_PAGES_MAX) {
+            bad_request(c, "page: a whole number from 0.");
+            return;
+        }
+    }
+    items = json_array();
+    if (store_alerts_page(records_store(r), c->acct.row.compartment, page * API_ALERTS_PAGE,
+                          API_ALERTS_PAGE + 1, alert_item, items) != CF_OK) {
+        json_decref(items);
+        unavailable(c);
+        return;
+    }
+    more = json_array_size(items) > API_ALERTS_PAGE;
+    if (more)
+        json_array_remove(items, API_ALERTS_PAGE);
+    snprintf(c->ae.subject, sizeof c->ae.subject, "%s", c->acct.row.compartment);
+    ok(c, 200, json_pack("{s:o, s:i, s:i, s:b}", "items", items, "page", (int)page,
+                         "page_max", API_ALERTS_PAGE, "more", more));
+}
+
+static void h_alerts(struct http_ctx *x, void *app) { with_session(x, app, "alert.list", AUTH_READY, do_alerts); }
+
 /* ---- the route table -------------------------------------------------- */
 
 static const struct http_route routes[] = {
@@ -1882,6 +1961,7 @@ static const struct http_route routes[] = {
     { "DELETE", "/api/v1/guardian-links/*", 0,                           h_link_del, "link_del" },
     { "POST",   "/api/v1/classes",        HTTP_JSON_BODY,               h_class_add, "class_add" },
     { "PATCH",  "/api/v1/classes/*",      HTTP_JSON_BODY,               h_class_set, "class_set" },
+    { "GET",    "/api/v1/alerts",         0,                               h_alerts, "alerts" },
 };
 
 /* ---- serving ---------------------------------------------------------- */
@@ -1908,6 +1988,27 @@ load_canary(void *arg, const uint8_t id[16])
     return guard_add_canary(arg, id) != CF_OK;
 }
 
+/* Address blocks kept in the store, back into the guard. */
+static int
+load_block(void *arg, const char *addr, int64_t until_ms)
+{
+    if (guard_block_address(arg, addr, now_ms(), until_ms) != CF_OK)
+        log_warnx("guard: a stored address block is malformed; skipped");
+    return 0;
+}
+
+static uint64_t
+webhook_stat(struct api *api, int which)
+{
+    struct alerts_stats st;
+
+    alerts_stats(api->alerts, &st);
+    return which == 0 ? st.sent : which == 1 ? st.failed : st.dropped;
+}
+static uint64_t webhook_sent(void *arg) { return webhook_stat(arg, 0); }
+static uint64_t webhook_failed(void *arg) { return webhook_stat(arg, 1); }
+static uint64_t webhook_dropped(void *arg) { return webhook_stat(arg, 2); }
+
 static void
 api_free(struct api *api)
 {
@@ -1916,6 +2017,7 @@ api_free(struct api *api)
     pwhash_stop(api->pw);
     audit_close(api->audit);
     guard_close(api->guard);
+    alerts_close(api->alerts);
     keyring_free(api->audit_kr);
     for (i = 0; i < api->rp.nfree; i++)
         records_close(api->rp.free[i]);
@@ -1966,8 +2068,13 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     else
         snprintf(krpath, sizeof krpath, "%s/keyring", o->data_dir);
     {
-        if ((rc = guard_open(&o->guard, &api.guard, em)) != CF_OK)
+        struct alerts_opts ao = { o->alert_webhook, 0, 0 };
+
+        if ((rc = guard_open(&o->guard, &api.guard, em)) != CF_OK ||
+            (rc = alerts_open(&ao, &api.alerts, em)) != CF_OK)
             goto out;
+        api.block_ms = o->guard.block_ms;
+        api.export_max_rows = o->export_max_rows ? o->export_max_rows : API_EXPORT_ROWS_DEFAULT;
     }
     if ((rc = keyring_load(krpath, &api.audit_kr, em)) != CF_OK ||
         (rc = audit_open(o->data_dir, api.audit_kr, &o->audit, &api.audit, em)) != CF_OK ||
@@ -2001,8 +2108,24 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
         rc = cf_fail(em, rc, "canaries: cannot load the list");
         goto out;
     }
+    /* Address blocks still running, from before the restart (locks are
+     * account states: sign-in refuses a locked account anyway). */
+    if ((rc = store_blocks_live(records_store(api.rp.free[0]), now_ms(), load_block,
+                                api.guard)) != CF_OK) {
+        rc = cf_fail(em, rc, "guard: cannot load the address blocks");
+        goto out;
+    }
     if ((rc = http_start(&ho, &api.http, em)) != CF_OK)
         goto out;
+    if (http_metric_gauge_fn(api.http, "coffre_alert_webhook_sent", "Alerts the webhook accepted",
+                             webhook_sent, &api) != CF_OK ||
+        http_metric_gauge_fn(api.http, "coffre_alert_webhook_failed",
+                             "Alerts the webhook did not take after every attempt",
+                             webhook_failed, &api) != CF_OK ||
+        http_metric_gauge_fn(api.http, "coffre_alert_webhook_dropped",
+                             "Alerts not sent: the webhook queue was full", webhook_dropped,
+                             &api) != CF_OK)
+        log_warnx("metrics: cannot register the webhook gauges");
     if (http_metric_gauge_fn(api.http, "coffre_audit_queue_depth",
                              "Audit entries waiting for the writer", audit_depth, api.audit) != CF_OK)
         log_warnx("metrics: cannot register the audit queue gauge");

@@ -31,7 +31,14 @@ struct api_opts {
     /* Throttling (0: the defaults of docs/signin.md). */
     uint32_t addr_free_failures;
     struct guard_opts guard;             /* from guard_opts_default, then flags */
+    const char *alert_webhook;           /* NULL: none (alerts.h) */
+    unsigned export_max_rows;            /* 0: API_EXPORT_ROWS_DEFAULT */
 };
+
+/* Pupils in one approved export: the largest establishments have ~4,000;
+ * a bound on the file (a few MiB) and on the time one approval takes. */
+#define API_EXPORT_ROWS_DEFAULT 5000u
+#define API_EXPORT_ROWS_MAX     100000u
 
 /* Serves until SIGTERM or SIGINT, then drains and returns.  Takes the
  * data directory's lock: one server per data directory, and no audited

@@ -165,12 +165,31 @@ need(const struct cmd_args *a, const char *name)
 }
 
 /* Parses a whole decimal number in [min, max], like OpenBSD's strtonum. */
+static int parse_num_of(const struct cmd_args *a, const char *name, const char *v,
+                        unsigned long long min, unsigned long long max,
+                        unsigned long long dflt, unsigned long long *out);
+
 static int
 parse_num(const struct cmd_args *a, const char *name, unsigned long long min,
           unsigned long long max, unsigned long long dflt,
           unsigned long long *out)
 {
-    const char *v = opt(a, name);
+    return parse_num_of(a, name, opt(a, name), min, max, dflt, out);
+}
+
+/* The same for a flag that may come from the environment (config.h). */
+static int
+parse_num_env(const struct cmd_args *a, const char *name, unsigned long long min,
+              unsigned long long max, unsigned long long dflt, unsigned long long *out)
+{
+    return parse_num_of(a, name, config_pick_flag(opt(a, name), name), min, max, dflt, out);
+}
+
+static int
+parse_num_of(const struct cmd_args *a, const char *name, const char *v,
+             unsigned long long min, unsigned long long max,
+             unsigned long long dflt, unsigned long long *out)
+{
     char *end;
     unsigned long long n;
 
@@ -1183,17 +1202,26 @@ parse_budget(const char *s, struct guard_budget *b)
 static int
 parse_guard(const struct cmd_args *a, struct guard_opts *g)
 {
-    const char *list = opt(a, "guard-budgets"), *ab = opt(a, "guard-address-budget");
-    unsigned long long w, block;
+    const char *list = config_pick_flag(opt(a, "guard-budgets"), "guard-budgets");
+    const char *ab = config_pick_flag(opt(a, "guard-address-budget"), "guard-address-budget");
+    unsigned long long w, block, ws, wl;
     int x;
 
-    if ((x = parse_num(a, "guard-miss-weight", 1, GUARD_MISS_WEIGHT_MAX,
-                       GUARD_MISS_WEIGHT_DEFAULT, &w)) != 0 ||
-        (x = parse_num(a, "guard-block-s", 0, (unsigned long long)(GUARD_BLOCK_MS_MAX / 1000),
-                       (unsigned long long)(GUARD_BLOCK_MS_DEFAULT / 1000), &block)) != 0)
+    if ((x = parse_num_env(a, "guard-miss-weight", 1, GUARD_MISS_WEIGHT_MAX,
+                           GUARD_MISS_WEIGHT_DEFAULT, &w)) != 0 ||
+        (x = parse_num_env(a, "guard-block-s", 0, (unsigned long long)(GUARD_BLOCK_MS_MAX / 1000),
+                           (unsigned long long)(GUARD_BLOCK_MS_DEFAULT / 1000), &block)) != 0 ||
+        (x = parse_num_env(a, "guard-window-short-s", GUARD_WINDOW_MIN_MS / 1000,
+                           GUARD_WINDOW_MAX_MS / 1000, GUARD_SHORT_MS_DEFAULT / 1000, &ws)) != 0 ||
+        (x = parse_num_env(a, "guard-window-long-s", GUARD_WINDOW_MIN_MS / 1000,
+                           GUARD_WINDOW_MAX_MS / 1000, GUARD_LONG_MS_DEFAULT / 1000, &wl)) != 0)
         return x;
+    if (wl < ws)
+        return usage_error(a->cmd, "--guard-window-long-s must be at least --guard-window-short-s");
     g->miss_weight = (uint32_t)w;
     g->block_ms = (int64_t)block * 1000;
+    g->window_short_ms = (int64_t)ws * 1000;
+    g->window_long_ms = (int64_t)wl * 1000;
     if (ab != NULL && parse_budget(ab, &g->address) != 0)
         return usage_error(a->cmd, "--guard-address-budget: SHORT/LONG, e.g. 15000/25000");
     while (list != NULL && *list != '\0') {
@@ -1229,7 +1257,7 @@ cmd_serve(struct cmd_args *a)
     struct cf_errmsg em = { "" };
     const char *proxies[MAX_REPEAT + 1];
     unsigned long long threads, workers, queue, t, m_kib, idle, absolute, bits, insecure;
-    unsigned long long ck_entries, ck_ms, dry;
+    unsigned long long ck_entries, ck_ms, dry, export_rows;
     enum cf_err rc;
     size_t i;
     int x;
@@ -1247,8 +1275,12 @@ cmd_serve(struct cmd_args *a)
                        SERVE_CHECKPOINT_ENTRIES, &ck_entries)) != 0 ||
         (x = parse_num(a, "audit-checkpoint-ms", 10, AUDIT_CHECKPOINT_MS_MAX,
                        AUDIT_CHECKPOINT_MS_DEFAULT, &ck_ms)) != 0 ||
-        (x = parse_num(a, "guard-dry-run", 0, 1, 0, &dry)) != 0)
+        (x = parse_num_env(a, "guard-dry-run", 0, 1, 0, &dry)) != 0 ||
+        (x = parse_num_env(a, "export-max-rows", 1, API_EXPORT_ROWS_MAX, API_EXPORT_ROWS_DEFAULT,
+                           &export_rows)) != 0)
         return x;
+    o.alert_webhook = config_pick_flag(opt(a, "alert-webhook"), "alert-webhook");
+    o.export_max_rows = (unsigned)export_rows;
     guard_opts_default(&o.guard);
     o.guard.dry_run = (int)dry;
     if ((x = parse_guard(a, &o.guard)) != 0)
@@ -1397,7 +1429,8 @@ static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 
     { "session-idle", 0 }, { "session-absolute", 0 }, { "password-min-bits", 0 },
     { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { "guard-dry-run", 0 },
     { "guard-budgets", 0 }, { "guard-address-budget", 0 }, { "guard-miss-weight", 0 },
-    { "guard-block-s", 0 }, { NULL, 0 } };
+    { "guard-block-s", 0 }, { "guard-window-short-s", 0 }, { "guard-window-long-s", 0 },
+    { "alert-webhook", 0 }, { "export-max-rows", 0 }, { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
     { "out", 0 }, { NULL, 0 } };
@@ -1422,7 +1455,9 @@ static const struct cmd commands[] = {
       "       [--hash-queue N] [--hash-t N] [--hash-m-kib N] [--session-idle S]\n"
       "       [--session-absolute S] [--password-min-bits N] [--audit-checkpoint-entries N]\n"
       "       [--audit-checkpoint-ms MS] [--guard-dry-run 1] [--guard-budgets ROLE=S/L,...]\n"
-      "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]",
+      "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]\n"
+      "       [--guard-window-short-s S] [--guard-window-long-s S] [--alert-webhook URL]\n"
+      "       [--export-max-rows N]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
       "requests in flight, writes the audit trail's final checkpoint and exits 0.\n"
       "Plain HTTP is refused on a non-loopback address unless --insecure-http 1.\n"
@@ -1432,7 +1467,11 @@ static const struct cmd commands[] = {
       "queue 256; sessions idle 30 min, absolute 12 h; passwords >= 50 bits.  The\n"
       "audit trail signs a checkpoint (and advances its epoch) every 1 s or 100,000\n"
       "entries, whichever comes first.  The guard's budgets (distinct people read per\n"
-      "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n" DATA_HELP,
+      "1 h / 24 h), miss weight and address block time default to docs/guard.md's;\n"
+      "each --guard-* flag may come from COFFRE_GUARD_* instead (--guard-block-s:\n"
+      "COFFRE_GUARD_BLOCK_S).  --alert-webhook: each alert POSTed as JSON to an\n"
+      "http:// URL on a loopback address (COFFRE_ALERT_WEBHOOK).  --export-max-rows:\n"
+      "the most pupils one approved export may hold (default 5,000).\n" DATA_HELP,
       o_serve, 0, cmd_serve },
     { "audit verify", DATA_USAGE " [--initial-seed FILE]",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"
