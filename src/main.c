@@ -1246,6 +1246,63 @@ parse_guard(const struct cmd_args *a, struct guard_opts *g)
     return 0;
 }
 
+/*
+ * Second factors (docs/mfa.md): --mfa-required-roles ROLE,... | none
+ * (default: teacher,staff,academie_admin,dpo,service), --mfa-admin-webauthn
+ * 0|1, --mfa-step-up-min N (10), --webauthn-rp-id HOST, --webauthn-origin
+ * URL[,URL...].
+ */
+static int
+parse_mfa(const struct cmd_args *a, struct api_opts *o)
+{
+    const char *list = opt(a, "mfa-required-roles");
+    unsigned long long wa, step;
+    int x;
+
+    if ((x = parse_num(a, "mfa-admin-webauthn", 0, 1, 0, &wa)) != 0 ||
+        (x = parse_num(a, "mfa-step-up-min", 1, MFA_STEP_UP_MAX_S / 60,
+                       MFA_STEP_UP_DEFAULT_S / 60, &step)) != 0)
+        return x;
+    mfa_policy_default(&o->mfa);
+    o->mfa_policy_set = 1;
+    if (wa)
+        mfa_policy_admin_webauthn(&o->mfa);
+    o->mfa.step_up_s = (int64_t)step * 60;
+    if (list != NULL) {
+        o->mfa.required = 0;
+        if (strcmp(list, "none") == 0)
+            list = "";
+    }
+    while (list != NULL && *list != '\0') {
+        char item[32];
+        size_t n = strcspn(list, ",");
+        enum account_role role;
+
+        if (n >= sizeof item)
+            return usage_error(a->cmd, "--mfa-required-roles: ROLE,... or none");
+        memcpy(item, list, n);
+        item[n] = '\0';
+        if (account_role_parse(item, &role) != 0)
+            return usage_error(a->cmd, "--mfa-required-roles: ROLE,... or none (roles: student, "
+                               "guardian, teacher, staff, academie_admin, dpo, service)");
+        o->mfa.required |= 1u << role;
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+    o->webauthn_rp_id = opt(a, "webauthn-rp-id");
+    o->webauthn_origins = opt(a, "webauthn-origin");
+    return 0;
+}
+
+static int
+cmd_routes(struct cmd_args *a)
+{
+    (void)a;
+    api_routes_print(stdout);
+    return 0;
+}
+
 /* A checkpoint rewrites the keyring (the epoch advances) with two fsyncs:
  * under load the time bound (1 s) sets the pace, not a count of entries. */
 #define SERVE_CHECKPOINT_ENTRIES 100000
@@ -1309,6 +1366,8 @@ cmd_serve(struct cmd_args *a)
     o.password_min_bits = (unsigned)bits;
     o.audit.checkpoint_entries = (unsigned)ck_entries;
     o.audit.checkpoint_ms = (unsigned)ck_ms;
+    if ((x = parse_mfa(a, &o)) != 0)
+        return x;
     rc = api_serve(&o, &em);
     return rc == CF_OK ? 0 : fail(a, rc, &em);
 }
@@ -1429,7 +1488,9 @@ static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 
     { "session-idle", 0 }, { "session-absolute", 0 }, { "password-min-bits", 0 },
     { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { "guard-dry-run", 0 },
     { "guard-budgets", 0 }, { "guard-address-budget", 0 }, { "guard-miss-weight", 0 },
-    { "guard-block-s", 0 }, { "guard-window-short-s", 0 }, { "guard-window-long-s", 0 },
+    { "guard-block-s", 0 }, { "mfa-required-roles", 0 }, { "mfa-admin-webauthn", 0 },
+    { "mfa-step-up-min", 0 }, { "webauthn-rp-id", 0 }, { "webauthn-origin", 0 },
+    { "guard-window-short-s", 0 }, { "guard-window-long-s", 0 },
     { "alert-webhook", 0 }, { "export-max-rows", 0 }, { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
@@ -1456,6 +1517,8 @@ static const struct cmd commands[] = {
       "       [--session-absolute S] [--password-min-bits N] [--audit-checkpoint-entries N]\n"
       "       [--audit-checkpoint-ms MS] [--guard-dry-run 1] [--guard-budgets ROLE=S/L,...]\n"
       "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]\n"
+      "       [--mfa-required-roles ROLE,...|none] [--mfa-admin-webauthn 1] [--mfa-step-up-min N]\n"
+      "       [--webauthn-rp-id HOST] [--webauthn-origin URL[,URL...]]\n"
       "       [--guard-window-short-s S] [--guard-window-long-s S] [--alert-webhook URL]\n"
       "       [--export-max-rows N]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
@@ -1471,8 +1534,14 @@ static const struct cmd commands[] = {
       "each --guard-* flag may come from COFFRE_GUARD_* instead (--guard-block-s:\n"
       "COFFRE_GUARD_BLOCK_S).  --alert-webhook: each alert POSTed as JSON to an\n"
       "http:// URL on a loopback address (COFFRE_ALERT_WEBHOOK).  --export-max-rows:\n"
-      "the most pupils one approved export may hold (default 5,000).\n" DATA_HELP,
+      "the most pupils one approved export may hold (default 5,000).\n"
+      "Second factors (docs/mfa.md): required for teacher, staff, academie_admin, dpo\n"
+      "and service; step-up within 10 min for incident commands and export approvals;\n"
+      "WebAuthn relying party 'localhost' with this server's loopback origins unless given.\n" DATA_HELP,
       o_serve, 0, cmd_serve },
+    { "routes", "", "Prints the HTTP route table, one JSON object a line: method, pattern,\n"
+      "name, flags and what a caller must have passed (auth: none, session, partial,\n"
+      "factor, ready, admin, step-up, admin+step-up; docs/mfa.md).", NULL, 0, cmd_routes },
     { "audit verify", DATA_USAGE " [--initial-seed FILE]",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"
       "checkpoint, the chain of epoch keys, and that no checkpoint is missing.  With\n"
