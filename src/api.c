@@ -2309,6 +2309,398 @@ static void h_link_del(struct http_ctx *x, void *app) { with_session(x, app, "gu
 static void h_class_add(struct http_ctx *x, void *app) { with_session(x, app, "class.create", AUTH_READY, w_class_add); }
 static void h_class_set(struct http_ctx *x, void *app) { with_session(x, app, "class.update", AUTH_READY, w_class_set); }
 
+/* ---- bulk exports: the one way to read more than a class --------------
+ *
+ * POST /api/v1/exports: school staff or an académie administrator ask for
+ * the pupils of one establishment or one class, with a reason code and
+ * their own X25519 public key: a pending request, audited.
+ * POST /api/v1/exports/ID/approve: a second, different account holding
+ * the DPO or académie-admin role, with a second factor passed in the last
+ * --mfa-step-up-min minutes (whatever --mfa-required-roles says), approves:
+ * the file is produced at once, at most export_max_rows pupils, each read
+ * through the policy (POLICY_EXPORT, the requester's fields), each batch
+ * named in one audit entry, sealed (crypto_box_seal) to the requester's
+ * key.  GET /api/v1/exports/ID/file: the requester, once.
+ */
+
+/* Pupils named per audit entry: as a page of a list (the ids and commas
+ * of API_PAGE_MAX fit AUDIT_SUBJECT_MAX). */
+#define API_EXPORT_BATCH API_PAGE_MAX
+/* The base64 public key: 32 bytes are 44 characters. */
+#define API_KEY_B64_MAX  64
+
+/* A fresh random id, and its hex. */
+static void
+rand_id_hex(char hex[RECORD_ID_HEX + 1], uint8_t bin[STORE_ID_BYTES])
+{
+    randombytes_buf(bin, STORE_ID_BYTES);
+    records_id_format(bin, hex);
+}
+
+static int
+is_hex_id(const char *s)
+{
+    uint8_t bin[STORE_ID_BYTES];
+
+    return s != NULL && strlen(s) == RECORD_ID_HEX && records_id_parse(s, bin) == CF_OK;
+}
+
+static void
+do_export_request(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { "reason", "scope", "recipient_public_key", NULL };
+    json_t *body = http_json(c->ctx), *scope = json_object_get(body, "scope");
+    const char *reason = str_member(body, "reason", STORE_EXPORT_REASON_MAX);
+    const char *key = str_member(body, "recipient_public_key", API_KEY_B64_MAX);
+    const char *kind = NULL, *sid = NULL;
+    struct policy_principal p;
+    struct store_export x;
+    struct record *rec = NULL;
+    enum policy_relation rel;
+    uint32_t mask;
+    size_t klen = 0;
+    char id[RECORD_ID_HEX + 1];
+
+    (void)s;
+    memset(&x, 0, sizeof x);
+    if (http_json_only(body, allowed) != 0 || reason == NULL || !account_reason_valid(reason) ||
+        key == NULL) {
+        bad_request(c, "Send reason (a code: a-z, 0-9, '-'), scope and recipient_public_key.");
+        return;
+    }
+    if (json_is_object(scope) && json_object_size(scope) == 1) {
+        if (json_object_get(scope, "establishment") != NULL)
+            kind = "establishment";
+        else if (json_object_get(scope, "class") != NULL)
+            kind = "class";
+        if (kind != NULL)
+            sid = json_string_value(json_object_get(scope, kind));
+    }
+    if (kind == NULL || !is_hex_id(sid)) {
+        bad_request(c, "scope: {\"establishment\": ID} or {\"class\": ID}; nothing larger than "
+                       "one establishment is exported.");
+        return;
+    }
+    if (sodium_base642bin(x.recipient_key, sizeof x.recipient_key, key, strlen(key), NULL, &klen,
+                          NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        klen != STORE_EXPORT_KEY_BYTES) {
+        bad_request(c, "recipient_public_key: your X25519 public key, 32 bytes in base64 "
+                       "(coffre export keygen makes one).");
+        return;
+    }
+    snprintf(c->ae.fields, sizeof c->ae.fields, "reason:%s", reason);
+    policy_principal_of(&c->acct, &p);
+    if (policy_rule_for(p.role, REC_STUDENT, POLICY_EXPORT, &rel, &mask) != 0) {
+        write_denied(c, "Exports are asked for by school staff or an académie administrator.");
+        return;
+    }
+    rec = malloc(sizeof *rec);
+    if (rec == NULL ||
+        records_get(r, kind[0] == 'e' ? REC_ESTABLISHMENT : REC_CLASS, sid, 0, rec, NULL) != CF_OK) {
+        free(rec);
+        set_problem(c, 404, "not-found", "Not found", "No such establishment or class.");
+        return;
+    }
+    (void)list_add(c->ae.subject, sizeof c->ae.subject, rec->id);
+    /* within the requester's reach: its académie, and its establishment if it has one */
+    if (strcmp(rec->compartment, p.compartment) != 0 ||
+        (p.establishment[0] != '\0' &&
+         strcmp(kind[0] == 'e' ? rec->id : rec->parent[0], p.establishment) != 0)) {
+        free(rec);
+        write_denied(c, "You may export your own establishment only.");
+        return;
+    }
+    rand_id_hex(id, x.id);
+    memcpy(x.compartment, p.compartment, sizeof x.compartment);
+    if (records_id_parse(c->acct.id, x.requester) != CF_OK ||
+        records_id_parse(rec->id, x.scope_id) != CF_OK) {
+        free(rec);
+        unavailable(c);
+        return;
+    }
+    free(rec);
+    snprintf(x.scope_kind, sizeof x.scope_kind, "%s", kind);
+    snprintf(x.reason, sizeof x.reason, "%s", reason);
+    snprintf(x.state, sizeof x.state, "pending");
+    x.created = (int64_t)time(NULL);
+    if (store_export_insert(records_store(r), &x) != CF_OK) {
+        unavailable(c);
+        return;
+    }
+    (void)list_add(c->ae.subject, sizeof c->ae.subject, id);
+    ok(c, 201, json_pack("{s:s, s:s, s:{s:s}, s:s}", "id", id, "state", "pending", "scope", kind,
+                         sid, "reason", reason));
+}
+
+/* The export of the path "ID/approve" or "ID/file"; -1 with a 404 set. */
+static int
+export_of(struct call *c, struct records *r, const char *suffix, struct store_export *x,
+          char id[RECORD_ID_HEX + 1])
+{
+    const char *rest = http_path_rest(c->ctx);
+    size_t n = strlen(rest);
+
+    if (n != RECORD_ID_HEX + strlen(suffix) || strcmp(rest + RECORD_ID_HEX, suffix) != 0)
+        goto none;
+    memcpy(id, rest, RECORD_ID_HEX);
+    id[RECORD_ID_HEX] = '\0';
+    if (records_id_parse(id, x->id) != CF_OK ||
+        store_export_get(records_store(r), x->id, x) != CF_OK ||
+        strcmp(x->compartment, c->acct.row.compartment) != 0)
+        goto none;
+    (void)list_add(c->ae.subject, sizeof c->ae.subject, id);
+    return 0;
+none:
+    set_problem(c, 404, "not-found", "Not found", "No such export.");
+    return -1;
+}
+
+static int
+collect_id(void *arg, const struct record *rec)
+{
+    json_t *ids = arg;
+
+    json_array_append_new(ids, json_string(rec->id));
+    return 0;
+}
+
+/* A batch audit entry's end: nothing waits on it; the approval's own entry,
+ * queued after it, is durable only after it (one writer, in order). */
+static void
+batch_audited(void *arg, enum cf_err rc)
+{
+    (void)arg;
+    if (rc != CF_OK)
+        log_warnx("export: a batch audit entry could not be written");
+}
+
+/*
+ * The rows of an approved export, as the requester's policy shows them:
+ * every pupil of the scope read with the export mask, one audit entry per
+ * batch naming every pupil and field.  Returns the JSON document, or NULL
+ * with the problem set.
+ */
+static json_t *
+export_rows(struct call *c, struct records *r, const char *xid, const struct store_export *x,
+            const struct policy_principal *req, size_t *nrows)
+{
+    char scope[RECORD_ID_HEX + 1], reqid[RECORD_ID_HEX + 1];
+    json_t *ids = json_array(), *rows = json_array(), *doc = NULL;
+    struct record *rec = malloc(sizeof *rec);
+    struct audit_entry *ae = malloc(sizeof *ae);
+    size_t i, n, batch = 0, withheld = 0;
+
+    records_id_format(x->scope_id, scope);
+    records_id_format(x->requester, reqid);
+    if (rec == NULL || ae == NULL || ids == NULL || rows == NULL ||
+        records_children(r, REC_STUDENT, x->scope_kind[0] == 'e' ? 0 : 1, scope,
+                         c->api->export_max_rows + 1, 0, collect_id, ids, NULL) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    n = json_array_size(ids);
+    if (n > c->api->export_max_rows) {
+        set_problem(c, 422, "export-too-large", "Export too large",
+                    "The scope holds more pupils than one export may (--export-max-rows); "
+                    "ask for one class at a time.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        goto out;
+    }
+    memset(ae, 0, sizeof *ae);
+    for (i = 0; i < n; i++) {
+        const char *sid = json_string_value(json_array_get(ids, i));
+        const char *why;
+        uint32_t mask;
+        size_t f;
+        json_t *o;
+
+        if (records_get(r, REC_STUDENT, sid, 0, rec, NULL) != CF_OK ||
+            policy_check_for(r, req, rec, POLICY_EXPORT, &mask, &why) != CF_OK) {
+            withheld++;
+            continue;
+        }
+        if (records_get(r, REC_STUDENT, sid, mask, rec, NULL) != CF_OK) {
+            unavailable(c);
+            goto out;
+        }
+        if (batch == 0) {
+            memset(ae, 0, sizeof *ae);
+            snprintf(ae->actor, sizeof ae->actor, "acct:%s", reqid);
+            snprintf(ae->session, sizeof ae->session, "%s", c->ae.session);
+            snprintf(ae->addr, sizeof ae->addr, "%s", c->ae.addr);
+            snprintf(ae->action, sizeof ae->action, "export.read");
+            snprintf(ae->outcome, sizeof ae->outcome, "ok");
+        }
+        o = json_pack("{s:s, s:s}", "id", rec->id, "establishment_id", rec->parent[0]);
+        if (rec->parent[1][0] != '\0')
+            json_object_set_new(o, "class_id", json_string(rec->parent[1]));
+        for (f = 0; f < records_field_count(REC_STUDENT); f++)
+            if (rec->present & (1u << f)) {
+                json_object_set_new(o, records_field_name(REC_STUDENT, f), json_string(rec->value[f]));
+                (void)list_add(ae->fields, sizeof ae->fields, records_field_name(REC_STUDENT, f));
+            }
+        sodium_memzero(rec, sizeof *rec);
+        json_array_append_new(rows, o);
+        /* served only if the audit entry names it */
+        if (list_add(ae->subject, sizeof ae->subject, sid) != 0) {
+            unavailable(c);
+            goto out;
+        }
+        if (++batch == API_EXPORT_BATCH || i + 1 == n) {
+            if (audit_submit(c->api->audit, ae, batch_audited, NULL) != CF_OK) {
+                unavailable(c);
+                goto out;
+            }
+            batch = 0;
+        }
+    }
+    if (batch > 0 && audit_submit(c->api->audit, ae, batch_audited, NULL) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    doc = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "export", xid, "scope",
+                    x->scope_kind, "scope_id", scope, "created", (json_int_t)x->created,
+                    "withheld", (json_int_t)withheld, "rows", rows);
+    rows = NULL;
+    *nrows = n - withheld;
+out:
+    json_decref(ids);
+    json_decref(rows);
+    if (rec != NULL)
+        sodium_memzero(rec, sizeof *rec);
+    free(rec);
+    free(ae);
+    return doc;
+}
+
+static void
+do_export_approve(struct call *c, struct records *r, struct session *s)
+{
+    struct store_export x;
+    struct policy_principal req;
+    struct account *ra = NULL;
+    char id[RECORD_ID_HEX + 1], reqid[RECORD_ID_HEX + 1];
+    json_t *doc = NULL;
+    char *text = NULL;
+    uint8_t *sealed = NULL;
+    size_t nrows = 0, tlen;
+    int64_t now = (int64_t)time(NULL);
+
+    if (c->acct.role != ROLE_DPO && c->acct.role != ROLE_ACADEMIE_ADMIN) {
+        write_denied(c, "Exports are approved by the DPO or an académie administrator.");
+        return;
+    }
+    /* a fresh second factor, whatever the roles that must have one */
+    if (s->row.mfa_level < 1 || now - s->row.mfa_at > c->api->mfa.step_up_s) {
+        mfa_refused(c, MFA_GATE_CHALLENGE, 1);
+        return;
+    }
+    if (export_of(c, r, "/approve", &x, id) != 0)
+        return;
+    records_id_format(x.requester, reqid);
+    if (strcmp(reqid, c->acct.id) == 0) {
+        write_denied(c, "The account that asked for an export cannot approve it: a second person must.");
+        return;
+    }
+    if (strcmp(x.state, "pending") != 0) {
+        set_problem(c, 409, "not-pending", "Already decided", "This export was approved already.");
+        return;
+    }
+    ra = malloc(sizeof *ra);
+    if (ra == NULL || account_get(r, reqid, ra) != CF_OK ||
+        strcmp(ra->row.state, ACCOUNT_STATE_ACTIVE) != 0) {
+        free(ra);
+        write_denied(c, "The account that asked for this export is no longer active.");
+        return;
+    }
+    policy_principal_of(ra, &req);
+    free(ra);
+    if ((doc = export_rows(c, r, id, &x, &req, &nrows)) == NULL)
+        return;
+    text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    tlen = text != NULL ? strlen(text) : 0;
+    sealed = text != NULL ? malloc(tlen + crypto_box_SEALBYTES) : NULL;
+    if (sealed == NULL || crypto_box_seal(sealed, (const unsigned char *)text, tlen,
+                                          x.recipient_key) != 0) {
+        unavailable(c);
+        goto out;
+    }
+    snprintf(x.state, sizeof x.state, "ready");
+    if (records_id_parse(c->acct.id, x.approver) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    x.has_approver = 1;
+    x.rows = nrows;
+    x.decided = now;
+    if (store_export_update(records_store(r), &x, "pending", sealed,
+                            tlen + crypto_box_SEALBYTES) != CF_OK) {
+        set_problem(c, 409, "not-pending", "Already decided", "This export was approved already.");
+        goto out;
+    }
+    snprintf(c->ae.fields, sizeof c->ae.fields, "rows:%zu", nrows);
+    ok(c, 200, json_pack("{s:s, s:s, s:I}", "id", id, "state", "ready", "rows", (json_int_t)nrows));
+out:
+    if (text != NULL) {
+        sodium_memzero(text, tlen);
+        free(text);
+    }
+    free(sealed);
+}
+
+static void
+do_export_file(struct call *c, struct records *r, struct session *s)
+{
+    struct store_export x;
+    char id[RECORD_ID_HEX + 1], reqid[RECORD_ID_HEX + 1];
+    uint8_t *file = NULL;
+    char *b64 = NULL;
+    size_t len = 0, blen;
+
+    (void)s;
+    if (export_of(c, r, "/file", &x, id) != 0)
+        return;
+    records_id_format(x.requester, reqid);
+    if (strcmp(reqid, c->acct.id) != 0) {
+        write_denied(c, "Only the account that asked for an export downloads it.");
+        return;
+    }
+    if (strcmp(x.state, "ready") != 0) {
+        set_problem(c, strcmp(x.state, "pending") == 0 ? 409 : 410,
+                    strcmp(x.state, "pending") == 0 ? "not-approved" : "gone",
+                    strcmp(x.state, "pending") == 0 ? "Not approved yet" : "Already downloaded",
+                    strcmp(x.state, "pending") == 0
+                        ? "A second person must approve this export first."
+                        : "An export is downloaded once; ask for a new one.");
+        return;
+    }
+    if (store_export_file(records_store(r), x.id, &file, &len) != CF_OK) {
+        unavailable(c);
+        return;
+    }
+    blen = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    b64 = malloc(blen);
+    /* once: the file goes with this answer */
+    snprintf(x.state, sizeof x.state, "downloaded");
+    x.downloaded = (int64_t)time(NULL);
+    if (b64 == NULL || store_export_update(records_store(r), &x, "ready", NULL, 0) != CF_OK) {
+        set_problem(c, 410, "gone", "Already downloaded", "An export is downloaded once.");
+        goto out;
+    }
+    sodium_bin2base64(b64, blen, file, len, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(c->ae.fields, sizeof c->ae.fields, "rows:%llu", (unsigned long long)x.rows);
+    ok(c, 200, json_pack("{s:s, s:I, s:s, s:s}", "id", id, "rows", (json_int_t)x.rows,
+                         "sealed", b64, "format", "crypto_box_seal(JSON), base64"));
+out:
+    free(b64);
+    free(file);
+}
+
+static void h_export_request(struct http_ctx *x, void *app) { with_session(x, app, "export.request", AUTH_READY, do_export_request); }
+static void h_export_approve(struct http_ctx *x, void *app) { with_session(x, app, "export.approve", AUTH_STEP_UP, do_export_approve); }
+static void h_export_file(struct http_ctx *x, void *app) { with_session(x, app, "export.download", AUTH_READY, do_export_file); }
+
 /* ---- alerts: what the guard denied on --------------------------------- */
 
 #define API_ALERTS_PAGE 50
@@ -2407,6 +2799,9 @@ static const struct http_route routes[] = {
     { "POST",   "/api/v1/classes",        HTTP_JSON_BODY | NEED(AUTH_READY), h_class_add, "class_add" },
     { "PATCH",  "/api/v1/classes/*",      HTTP_JSON_BODY | NEED(AUTH_READY), h_class_set, "class_set" },
     { "GET",    "/api/v1/alerts",         NEED(AUTH_READY),                h_alerts, "alerts" },
+    { "POST",   "/api/v1/exports",        HTTP_JSON_BODY | NEED(AUTH_READY), h_export_request, "export_request" },
+    { "POST",   "/api/v1/exports/*",      HTTP_JSON_BODY | NEED(AUTH_STEP_UP), h_export_approve, "export_approve" },
+    { "GET",    "/api/v1/exports/*",      NEED(AUTH_READY),           h_export_file, "export_file" },
 };
 
 void

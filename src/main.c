@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -411,6 +412,156 @@ cmd_init(struct cmd_args *a)
     print_seed("  keyring: keyring (mode 0600; back it up apart from the store)", seed);
     sodium_memzero(seed, sizeof seed);
     return 0;
+}
+
+/* ---- export keys: the requester's side of a bulk export ---------------- */
+
+/* The most a sealed export file may be read from: far above
+ * API_EXPORT_ROWS_MAX pupils of full records, in base64. */
+#define EXPORT_FILE_MAX (256u << 20)
+
+static int
+cmd_export_keygen(struct cmd_args *a)
+{
+    const char *out = need(a, "out");
+    unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+    char b64[sodium_base64_ENCODED_LEN(crypto_box_SECRETKEYBYTES, sodium_base64_VARIANT_ORIGINAL)];
+    FILE *f;
+    int fd, rc = EXIT_FAILURE;
+
+    if (out == NULL)
+        return EXIT_USAGE;
+    if (sodium_init() < 0)
+        return EXIT_FAILURE;
+    fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "coffre %s: '%s': cannot create: %s\n", a->cmd->name, out, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return EXIT_FAILURE;
+    }
+    crypto_box_keypair(pk, sk);
+    sodium_bin2base64(b64, sizeof b64, sk, sizeof sk, sodium_base64_VARIANT_ORIGINAL);
+    if (fprintf(f, "%s\n", b64) > 0 && fflush(f) == 0 && fsync(fd) == 0)
+        rc = 0;
+    fclose(f);
+    sodium_memzero(sk, sizeof sk);
+    sodium_memzero(b64, sizeof b64);
+    if (rc != 0) {
+        fprintf(stderr, "coffre %s: '%s': cannot write\n", a->cmd->name, out);
+        return rc;
+    }
+    sodium_bin2base64(b64, sizeof b64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+    printf("%s\n", b64);
+    return 0;
+}
+
+/* Reads at most max bytes of a file ("-": stdin); NULL on error. */
+static char *
+slurp(const char *path, size_t max, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int bad;
+
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        size_t k;
+
+        if (n == cap) {
+            char *nb;
+
+            if (cap >= max + 1)
+                break;
+            cap = cap ? cap * 2 : 4096;
+            if (cap > max + 1)
+                cap = max + 1;
+            if ((nb = realloc(buf, cap + 1)) == NULL)
+                break;
+            buf = nb;
+        }
+        k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL || n > max || bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int
+cmd_export_open(struct cmd_args *a)
+{
+    const char *skpath = need(a, "secret-key"), *in = opt(a, "in") ? opt(a, "in") : "-";
+    unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+    char *skb64, *text, *b64;
+    unsigned char *box = NULL, *plain = NULL;
+    size_t sklen = 0, len = 0, blen = 0, n;
+    json_t *doc;
+    int rc = EXIT_FAILURE;
+
+    if (skpath == NULL)
+        return EXIT_USAGE;
+    if (sodium_init() < 0)
+        return EXIT_FAILURE;
+    skb64 = slurp(skpath, 256, &n);
+    if (skb64 == NULL || sodium_base642bin(sk, sizeof sk, skb64, n, " \r\n", &sklen, NULL,
+                                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        sklen != sizeof sk) {
+        fprintf(stderr, "coffre %s: '%s': not a secret key made by 'coffre export keygen'\n",
+                a->cmd->name, skpath);
+        free(skb64);
+        return EXIT_USAGE;
+    }
+    sodium_memzero(skb64, n);
+    free(skb64);
+    crypto_scalarmult_base(pk, sk);
+    text = slurp(in, EXPORT_FILE_MAX, &len);
+    if (text == NULL) {
+        fprintf(stderr, "coffre %s: '%s': cannot read (or larger than %u bytes)\n", a->cmd->name,
+                in, EXPORT_FILE_MAX);
+        goto out;
+    }
+    /* the answer of GET /api/v1/exports/ID/file, or its "sealed" alone */
+    doc = json_loadb(text, len, 0, NULL);
+    b64 = doc != NULL && json_is_string(json_object_get(doc, "sealed"))
+              ? (char *)json_string_value(json_object_get(doc, "sealed")) : text;
+    blen = strlen(b64);
+    box = malloc(blen + 1);
+    if (box == NULL || sodium_base642bin(box, blen, b64, blen, " \r\n", &n, NULL,
+                                         sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        n < crypto_box_SEALBYTES) {
+        fprintf(stderr, "coffre %s: '%s': not a sealed export\n", a->cmd->name, in);
+        json_decref(doc);
+        goto out;
+    }
+    json_decref(doc);
+    plain = malloc(n - crypto_box_SEALBYTES + 1);
+    if (plain == NULL || crypto_box_seal_open(plain, box, n, pk, sk) != 0) {
+        fprintf(stderr, "coffre %s: the export does not open with this key: it was sealed "
+                "to another, or damaged\n", a->cmd->name);
+        goto out;
+    }
+    fwrite(plain, 1, n - crypto_box_SEALBYTES, stdout);
+    printf("\n");
+    sodium_memzero(plain, n - crypto_box_SEALBYTES);
+    rc = 0;
+out:
+    sodium_memzero(sk, sizeof sk);
+    free(text);
+    free(box);
+    free(plain);
+    return rc;
 }
 
 static int
@@ -1456,6 +1607,8 @@ cmd_audit_verify(struct cmd_args *a)
 
 static const struct opt o_init[] = { { "data", 0 }, { "academie", 1 }, { NULL, 0 } };
 static const struct opt o_data[] = { DATA_OPTS, { NULL, 0 } };
+static const struct opt o_export_keygen[] = { { "out", 0 }, { NULL, 0 } };
+static const struct opt o_export_open[] = { { "secret-key", 0 }, { "in", 0 }, { NULL, 0 } };
 static const struct opt o_export[] = { DATA_OPTS, { "compartment", 0 }, { "out", 0 }, { NULL, 0 } };
 static const struct opt o_rotate[] = { DATA_OPTS, { "compartment", 0 }, { "batch", 0 },
                                        { "reseal", 0 }, { NULL, 0 } };
@@ -1550,6 +1703,16 @@ static const struct cmd commands[] = {
       "Names the first bad entry or checkpoint; exit 1 when tampered.  Safe while the\n"
       "server runs.\n" DATA_HELP,
       o_verify, 0, cmd_audit_verify },
+    { "export keygen", "--out FILE",
+      "Makes an X25519 key pair for receiving bulk exports: writes the secret key to\n"
+      "FILE (new, mode 0600; keep it off the server) and prints the public key, in\n"
+      "base64, to give as recipient_public_key in POST /api/v1/exports.",
+      o_export_keygen, 0, cmd_export_keygen },
+    { "export open", "--secret-key FILE [--in FILE]",
+      "Opens an export downloaded from GET /api/v1/exports/ID/file (the JSON answer,\n"
+      "or its 'sealed' value; --in, default stdin) with the secret key of 'coffre\n"
+      "export keygen', and prints the JSON document.",
+      o_export_open, 0, cmd_export_open },
     { "policy show", "", "Prints the policy table: which role may read which kind of record,\n"
       "under which relationship, and which fields (Markdown).", NULL, 0, cmd_policy_show },
     { "academies", "", "Lists the académie codes coffre accepts, with their names.",
