@@ -1615,7 +1615,7 @@ serve_record(struct call *c, struct records *r, const struct policy_principal *p
         return NULL;
     }
     /* The header (ids, parents, compartment) says nothing personal. */
-    if (records_id_parse(id, bin) != CF_OK || records_get(r, k, id, 0, rec, NULL) != CF_OK) {
+    if (records_id_parse(id, bin) != CF_OK || records_get_kept(r, k, id, rec, NULL) != CF_OK) {
         if (guarded(c, r, NULL, NULL, 0) == 0)
             set_problem(c, 404, "not-found", "Not found", "No such record.");
         goto out;
@@ -1632,7 +1632,8 @@ serve_record(struct call *c, struct records *r, const struct policy_principal *p
         }
         goto out;
     }
-    if (records_get(r, k, id, mask, rec, NULL) != CF_OK) {
+    /* the fields of the very row the header came from: one read of the store */
+    if (records_open_kept(r, mask, rec, NULL) != CF_OK) {
         unavailable(c);
         goto out;
     }

@@ -118,6 +118,8 @@ struct records {
      * struct records is used by one thread at a time. */
     struct store_row row;                  /* the row being written or read */
     struct store_row prow;                 /* a parent being looked up */
+    struct store_row kept;                 /* records_get_kept's row */
+    enum record_kind kept_kind;
     struct record rec;
     char norm[RECORD_MAX_FIELDS][RECORD_FIELD_PT_MAX + 1];
 };
@@ -1031,6 +1033,40 @@ records_get(struct records *r, enum record_kind k, const char *id,
     if (rc != CF_OK)
         return cf_fail(em, rc, "%s: cannot read the store", kinds[k].name);
     return deliver(r, k, &r->row, mask, out, em);
+}
+
+enum cf_err
+records_get_kept(struct records *r, enum record_kind k, const char *id, struct record *out,
+                 struct cf_errmsg *em)
+{
+    uint8_t bin[STORE_ID_BYTES];
+    enum cf_err rc;
+
+    r->kept_kind = REC_KIND_COUNT;
+    if (k >= REC_KIND_COUNT)
+        return cf_fail(em, CF_ERR_INPUT, "unknown record kind");
+    if (records_id_parse(id, bin) != CF_OK)
+        return cf_fail(em, CF_ERR_INPUT, "%s id must be %d hex digits", kinds[k].name, RECORD_ID_HEX);
+    rc = store_row_get(r->st, kinds[k].table, bin, &r->kept);
+    if (rc == CF_ERR_NOTFOUND)
+        return cf_fail(em, rc, "no such %s", kinds[k].name);
+    if (rc != CF_OK)
+        return cf_fail(em, rc, "%s: cannot read the store", kinds[k].name);
+    r->kept_kind = k;
+    return deliver(r, k, &r->kept, 0, out, em);
+}
+
+enum cf_err
+records_open_kept(struct records *r, uint32_t mask, struct record *out, struct cf_errmsg *em)
+{
+    char id[RECORD_ID_HEX + 1];
+
+    if (r->kept_kind != out->kind)
+        return cf_fail(em, CF_ERR_INPUT, "no record kept");
+    records_id_format(r->kept.id, id);
+    if (strcmp(id, out->id) != 0)
+        return cf_fail(em, CF_ERR_INPUT, "another record was kept since");
+    return deliver(r, out->kind, &r->kept, mask, out, em);
 }
 
 enum cf_err

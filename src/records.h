@@ -171,6 +171,19 @@ enum cf_err records_get(struct records *r, enum record_kind k,
                         const char *id, uint32_t mask, struct record *out,
                         struct cf_errmsg *em) WARN_UNUSED;
 
+/*
+ * The same in two steps over one read of the store: records_get_kept reads
+ * the header (like records_get with mask 0) and keeps the row;
+ * records_open_kept then opens the fields in mask from that very row, in
+ * place of a second read, even when other records were read in between
+ * (the policy's relationship lookups).  out must be the record
+ * records_get_kept filled; CF_ERR_INPUT if another row was kept since.
+ */
+enum cf_err records_get_kept(struct records *r, enum record_kind k, const char *id,
+                             struct record *out, struct cf_errmsg *em) WARN_UNUSED;
+enum cf_err records_open_kept(struct records *r, uint32_t mask, struct record *out,
+                              struct cf_errmsg *em) WARN_UNUSED;
+
 /* Exact lookup through a blind index (field "ine", "uai" or "email", as the
  * kind has), in every compartment this keyring holds. */
 enum cf_err records_find(struct records *r, enum record_kind k,
