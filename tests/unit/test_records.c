@@ -198,6 +198,34 @@ test_field_mask_opens_only_asked(void **state)
     /* Fields outside the mask were never written into the output. */
     assert_int_equal(rec.value[records_field_index(REC_STUDENT, "given_names")][0], 'X');
     assert_int_equal(rec.value[records_field_index(REC_STUDENT, "birth_date")][0], 'X');
+    /* the same in two steps over one read: the header opens nothing, the
+     * kept row opens the mask only, even after other reads in between */
+    {
+        static struct record other;
+        char id2[RECORD_ID_HEX + 1];
+
+        add_student(f, f->est, "0999000006X", "GRAND", "Paul", id2);
+        seal_opens = 0;
+        memset(&rec, 'X', sizeof rec);
+        assert_int_equal(records_get_kept(f->r, REC_STUDENT, id, &rec, &em), CF_OK);
+        assert_int_equal(rec.present, 0);
+        assert_int_equal(seal_opens, 0);
+        assert_int_equal(records_get(f->r, REC_STUDENT, id2, RECORD_ALL_FIELDS, &other, &em), CF_OK);
+        seal_opens = 0;
+        assert_int_equal(records_open_kept(f->r, mask, &rec, &em), CF_OK);
+        assert_int_equal(seal_opens, 1);
+        assert_int_equal(rec.present, mask);
+        assert_string_equal(rec.value[1], "PETIT");
+        assert_int_equal(rec.value[records_field_index(REC_STUDENT, "given_names")][0], 'X');
+        /* another record kept since: refused, nothing opened */
+        assert_int_equal(records_get_kept(f->r, REC_STUDENT, id2, &other, &em), CF_OK);
+        seal_opens = 0;
+        assert_int_equal(records_open_kept(f->r, mask, &rec, &em), CF_ERR_INPUT);
+        assert_int_equal(seal_opens, 0);
+        assert_int_equal(records_get_kept(f->r, REC_STUDENT, "00000000000000000000000000000000",
+                                          &other, &em), CF_ERR_NOTFOUND);
+        assert_int_equal(records_open_kept(f->r, mask, &other, &em), CF_ERR_INPUT);
+    }
 }
 
 static void
