@@ -2403,10 +2403,12 @@ do_export_request(struct call *c, struct records *r, struct session *s)
         return;
     }
     (void)list_add(c->ae.subject, sizeof c->ae.subject, rec->id);
-    /* within the requester's reach: its académie, and its establishment if it has one */
+    /* within the requester's reach: its académie; for anyone but an
+     * académie administrator, its own establishment (none: nothing) */
     if (strcmp(rec->compartment, p.compartment) != 0 ||
-        (p.establishment[0] != '\0' &&
-         strcmp(kind[0] == 'e' ? rec->id : rec->parent[0], p.establishment) != 0)) {
+        (p.role != ROLE_ACADEMIE_ADMIN &&
+         (p.establishment[0] == '\0' ||
+          strcmp(kind[0] == 'e' ? rec->id : rec->parent[0], p.establishment) != 0))) {
         free(rec);
         write_denied(c, "You may export your own establishment only.");
         return;
