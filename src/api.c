@@ -1081,7 +1081,8 @@ factor_passed(struct call *c, struct records *r, struct session *s, int level, j
         unavailable(c);
         return;
     }
-    account_throttle_clear(r, c->k_login);
+    if (!sodium_is_zero(c->k_login, sizeof c->k_login))      /* a code was throttled */
+        account_throttle_clear(r, c->k_login);
     if (body == NULL)
         body = json_object();
     json_object_set_new(body, "mfa_level", json_integer(s->row.mfa_level));
@@ -1276,6 +1277,294 @@ static void h_totp_enroll(struct http_ctx *x, void *app) { with_session(x, app, 
 static void h_totp_confirm(struct http_ctx *x, void *app) { with_session(x, app, "mfa.totp.confirm", AUTH_PARTIAL, do_totp_confirm); }
 static void h_totp_verify(struct http_ctx *x, void *app) { with_session(x, app, "mfa.totp.verify", AUTH_PARTIAL, do_totp_verify); }
 static void h_recovery_verify(struct http_ctx *x, void *app) { with_session(x, app, "mfa.recovery.use", AUTH_PARTIAL, do_recovery_verify); }
+
+/* ---- WebAuthn --------------------------------------------------------- */
+
+/* A base64url member decoded into a malloc'd buffer of at most max bytes
+ * (padding tolerated).  NULL when absent, malformed or too long. */
+static uint8_t *
+b64_member(json_t *body, const char *name, size_t max, size_t *len)
+{
+    const char *v = str_member(body, name, 4 * (max / 3 + 1) + 2);
+    uint8_t *out;
+    size_t n;
+
+    if (v == NULL)
+        return NULL;
+    n = strlen(v);
+    while (n > 0 && v[n - 1] == '=')
+        n--;
+    out = malloc(max > 0 ? max : 1);
+    if (out == NULL || n == 0 ||
+        sodium_base642bin(out, max, v, n, NULL, len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static char *
+b64_text(const uint8_t *b, size_t n, char *out, size_t cap)
+{
+    return sodium_bin2base64(out, cap, b, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static void
+webauthn_refused(struct call *c, const struct cf_errmsg *em)
+{
+    char detail[300];
+
+    snprintf(detail, sizeof detail, "The security key's answer was refused: %s.",
+             em->msg[0] != '\0' ? em->msg : "it does not verify");
+    set_problem(c, 400, "webauthn-invalid", "Security key not accepted", detail);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+    http_metric_add(http_server_of(c->ctx), "coffre_mfa_failures_total", NULL, 1);
+}
+
+static int
+cred_item(void *arg, const struct mfa_key_info *k)
+{
+    char id[2 * MFA_CRED_ID_MAX];
+
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "type", "public-key", "id",
+                                         b64_text(k->cred_id, k->cred_idlen, id, sizeof id)));
+    return 0;
+}
+
+static void
+do_register_begin(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { NULL };
+    uint8_t ch[MFA_CHALLENGE_BYTES];
+    char chb[64], uid[64];
+    json_t *exclude = json_array();
+
+    if (http_json_only(http_json(c->ctx), allowed) != 0) {
+        json_decref(exclude);
+        bad_request(c, "Send an empty JSON object.");
+        return;
+    }
+    if (adding_allowed(c, r, s, MFA_WEBAUTHN) != 0 ||
+        mfa_keys(r, &c->acct, cred_item, exclude) != CF_OK) {
+        if (c->status == 0)
+            unavailable(c);
+        json_decref(exclude);
+        return;
+    }
+    if (json_array_size(exclude) >= MFA_KEYS_MAX) {
+        json_decref(exclude);
+        set_problem(c, 409, "too-many-keys", "Too many security keys",
+                    "Remove a security key before adding another (at most 10).");
+        return;
+    }
+    if (mfa_webauthn_challenge(r, s->row.token_hash, "register", (int64_t)time(NULL), ch) != CF_OK) {
+        json_decref(exclude);
+        unavailable(c);
+        return;
+    }
+    ok(c, 200, json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:[{s:s, s:i}, {s:s, s:i}], "
+                         "s:i, s:s, s:{s:s, s:s}, s:o}",
+                         "challenge", b64_text(ch, sizeof ch, chb, sizeof chb),
+                         "rp", "id", c->api->wa.rp_id, "name", "coffre",
+                         "user", "id", b64_text(c->acct.row.id, STORE_ID_BYTES, uid, sizeof uid),
+                         "name", c->acct.login, "displayName", c->acct.login,
+                         "pubKeyCredParams", "type", "public-key", "alg", -7, "type", "public-key",
+                         "alg", -8, "timeout", MFA_CHALLENGE_TTL_S * 1000, "attestation", "none",
+                         "authenticatorSelection", "userVerification", "preferred",
+                         "residentKey", "discouraged", "excludeCredentials", exclude));
+    sodium_memzero(ch, sizeof ch);
+}
+
+/* The binary members of a finish request; 0, or -1 after answering 400. */
+static int
+webauthn_input(struct call *c, json_t *body, int registering, struct mfa_webauthn_input *in,
+               uint8_t **bufs)
+{
+    static const char *const reg[] = { "name", "id", "rawId", "type", "clientDataJSON",
+                                       "attestationObject", "transports", NULL };
+    static const char *const as[] = { "id", "rawId", "type", "clientDataJSON", "authenticatorData",
+                                      "signature", "userHandle", NULL };
+
+    memset(in, 0, sizeof *in);
+    if (http_json_only(body, registering ? reg : as) != 0) {
+        bad_request(c, registering ? "Send name, id, clientDataJSON and attestationObject."
+                                   : "Send id, clientDataJSON, authenticatorData and signature.");
+        return -1;
+    }
+    bufs[0] = b64_member(body, "id", MFA_CRED_ID_MAX, &in->idlen);
+    bufs[1] = b64_member(body, "clientDataJSON", MFA_CLIENTDATA_MAX, &in->cdjlen);
+    if (registering) {
+        in->name = str_member(body, "name", MFA_KEY_NAME_MAX);
+        bufs[2] = b64_member(body, "attestationObject", MFA_ATTESTATION_MAX, &in->attlen);
+        bufs[3] = NULL;
+    } else {
+        bufs[2] = b64_member(body, "authenticatorData", MFA_AUTHDATA_MAX, &in->adlen);
+        bufs[3] = b64_member(body, "signature", MFA_SIGNATURE_MAX, &in->siglen);
+    }
+    if (bufs[0] == NULL || bufs[1] == NULL || bufs[2] == NULL || (!registering && bufs[3] == NULL) ||
+        (registering && in->name == NULL)) {
+        bad_request(c, "A member is missing, not base64url, or over its bound (docs/mfa.md).");
+        return -1;
+    }
+    in->id = bufs[0];
+    in->cdj = bufs[1];
+    if (registering)
+        in->att = bufs[2];
+    else {
+        in->ad = bufs[2];
+        in->sig = bufs[3];
+    }
+    return 0;
+}
+
+static void
+do_register_finish(struct call *c, struct records *r, struct session *s)
+{
+    char codes[MFA_RECOVERY_COUNT][MFA_RECOVERY_TEXT + 1], key_id[RECORD_ID_HEX + 1];
+    uint8_t *bufs[4] = { NULL, NULL, NULL, NULL };
+    int64_t now = (int64_t)time(NULL);
+    struct mfa_webauthn_input in;
+    struct cf_errmsg em = { "" };
+    struct mfa_state st;
+    enum cf_err rc;
+    int first;
+    size_t i;
+
+    if (webauthn_input(c, http_json(c->ctx), 1, &in, bufs) != 0 ||
+        adding_allowed(c, r, s, MFA_WEBAUTHN) != 0)
+        goto out;
+    if (mfa_state_of(r, &c->acct, &st) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    first = st.recovery_left == 0;
+    /* the challenge is taken outside the transaction: spent even when
+     * what follows is refused */
+    rc = mfa_webauthn_register(r, &c->api->wa, &c->acct, s->row.token_hash, &in, now, key_id, &em);
+    if (rc == CF_OK && first && (rc = store_begin(records_store(r), STORE_TX_NORMAL)) == CF_OK) {
+        if ((rc = mfa_recovery_new(r, &c->acct, now, codes)) == CF_OK)
+            rc = store_commit(records_store(r), &em);          /* rolls back on failure */
+        else
+            store_rollback(records_store(r));
+    }
+    switch (rc) {
+    case CF_OK:
+        snprintf(c->ae.subject, sizeof c->ae.subject, "key:%s", key_id);
+        factor_passed(c, r, s, MFA_LEVEL_KEY, json_pack("{s:{s:s, s:s}}", "key", "id", key_id,
+                                                        "name", in.name));
+        if (first && c->body != NULL)
+            json_object_set_new(c->body, "recovery_codes", codes_list(codes));
+        break;
+    case CF_ERR_AUTH:
+    case CF_ERR_INPUT:
+    case CF_ERR_LIMIT:
+    case CF_ERR_EXISTS:
+        webauthn_refused(c, &em);
+        break;
+    default:
+        unavailable(c);
+        break;
+    }
+    sodium_memzero(codes, sizeof codes);
+out:
+    for (i = 0; i < 4; i++)
+        free(bufs[i]);
+}
+
+static void
+do_assert_begin(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { NULL };
+    uint8_t ch[MFA_CHALLENGE_BYTES];
+    json_t *creds = json_array();
+    char chb[64];
+
+    if (http_json_only(http_json(c->ctx), allowed) != 0) {
+        json_decref(creds);
+        bad_request(c, "Send an empty JSON object.");
+        return;
+    }
+    if (!(c->api->mfa.allowed[c->acct.role] & MFA_WEBAUTHN)) {
+        json_decref(creds);
+        factor_not_allowed(c);
+        return;
+    }
+    if (mfa_keys(r, &c->acct, cred_item, creds) != CF_OK) {
+        json_decref(creds);
+        unavailable(c);
+        return;
+    }
+    if (json_array_size(creds) == 0) {
+        json_decref(creds);
+        set_problem(c, 409, "no-keys", "No security key",
+                    "This account has no security key registered.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        return;
+    }
+    if (mfa_webauthn_challenge(r, s->row.token_hash, "assert", (int64_t)time(NULL), ch) != CF_OK) {
+        json_decref(creds);
+        unavailable(c);
+        return;
+    }
+    ok(c, 200, json_pack("{s:s, s:s, s:o, s:s, s:i}", "challenge",
+                         b64_text(ch, sizeof ch, chb, sizeof chb), "rpId", c->api->wa.rp_id,
+                         "allowCredentials", creds, "userVerification", "preferred",
+                         "timeout", MFA_CHALLENGE_TTL_S * 1000));
+}
+
+static void
+do_assert_finish(struct call *c, struct records *r, struct session *s)
+{
+    uint8_t *bufs[4] = { NULL, NULL, NULL, NULL };
+    struct mfa_webauthn_input in;
+    struct cf_errmsg em = { "" };
+    enum cf_err rc;
+    int uv = 0;
+    size_t i;
+
+    if (webauthn_input(c, http_json(c->ctx), 0, &in, bufs) != 0)
+        goto out;
+    if (!(c->api->mfa.allowed[c->acct.role] & MFA_WEBAUTHN)) {
+        factor_not_allowed(c);
+        goto out;
+    }
+    rc = mfa_webauthn_assert(r, &c->api->wa, &c->acct, s->row.token_hash, &in, (int64_t)time(NULL),
+                             &uv, &em);
+    if (rc == CF_OK)
+        factor_passed(c, r, s, MFA_LEVEL_KEY, json_pack("{s:b}", "user_verified", uv));
+    else if (rc == CF_ERR_AUTH || rc == CF_ERR_INPUT || rc == CF_ERR_LIMIT)
+        webauthn_refused(c, &em);
+    else
+        unavailable(c);
+out:
+    for (i = 0; i < 4; i++)
+        free(bufs[i]);
+}
+
+static void
+do_key_remove(struct call *c, struct records *r, struct session *s)
+{
+    (void)s;
+    switch (mfa_key_remove(r, &c->acct, http_path_rest(c->ctx))) {
+    case CF_OK:
+        snprintf(c->ae.subject, sizeof c->ae.subject, "key:%.32s", http_path_rest(c->ctx));
+        ok(c, 200, json_pack("{s:b}", "removed", 1));
+        break;
+    case CF_ERR_NOTFOUND:
+        set_problem(c, 404, "not-found", "No such key", "None of your security keys has this id.");
+        break;
+    default:
+        unavailable(c);
+        break;
+    }
+}
+
+static void h_register_begin(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.register.begin", AUTH_PARTIAL, do_register_begin); }
+static void h_register_finish(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.register", AUTH_PARTIAL, do_register_finish); }
+static void h_assert_begin(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.assert.begin", AUTH_PARTIAL, do_assert_begin); }
+static void h_assert_finish(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.assert", AUTH_PARTIAL, do_assert_finish); }
+static void h_key_remove(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.remove", AUTH_STEP_UP, do_key_remove); }
 
 /* ---- administration --------------------------------------------------- */
 
@@ -2792,6 +3081,11 @@ static const struct http_route routes[] = {
     { "POST",   "/api/v1/mfa/totp/confirm", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_totp_confirm, "mfa_totp_confirm" },
     { "POST",   "/api/v1/mfa/totp/verify", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_totp_verify, "mfa_totp_verify" },
     { "POST",   "/api/v1/mfa/recovery/verify", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_recovery_verify, "mfa_recovery_verify" },
+    { "POST",   "/api/v1/mfa/webauthn/register/begin", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_register_begin, "mfa_webauthn_register_begin" },
+    { "POST",   "/api/v1/mfa/webauthn/register/finish", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_register_finish, "mfa_webauthn_register" },
+    { "POST",   "/api/v1/mfa/webauthn/assert/begin", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_assert_begin, "mfa_webauthn_assert_begin" },
+    { "POST",   "/api/v1/mfa/webauthn/assert/finish", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_assert_finish, "mfa_webauthn_assert" },
+    { "DELETE", "/api/v1/mfa/webauthn/*", NEED(AUTH_STEP_UP),       h_key_remove, "mfa_webauthn_remove" },
     /* record writes: guard, policy (write fields), one transaction, audit */
     { "POST",   "/api/v1/students",       HTTP_JSON_BODY | NEED(AUTH_READY), h_student_add, "student_add" },
     { "PATCH",  "/api/v1/students/*",     HTTP_JSON_BODY | NEED(AUTH_READY), h_student_set, "student_set" },

@@ -30,6 +30,7 @@
 #include "ids.h"
 #include "keyring.h"
 #include "log.h"
+#include "mfa.h"
 #include "policy.h"
 #include "records.h"
 #include "banned.h"
@@ -1262,6 +1263,44 @@ cmd_account_unlock(struct cmd_args *a)
     return x;
 }
 
+/* Removes every second factor of an account whose owner lost them (after
+ * checking who they are), with a reason code the audit trail keeps. */
+static int
+cmd_account_mfa_reset(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct account *acct;
+    const char *login = need(a, "login"), *reason;
+    char fields[64];
+    enum cf_err rc;
+    int x;
+
+    if (login == NULL || (reason = need(a, "reason")) == NULL)
+        return EXIT_USAGE;
+    if (!account_reason_valid(reason))
+        return usage_error(a->cmd, "--reason: a short code such as verified-in-person "
+                           "(a-z, 0-9, '-'; never a name)");
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    acct = malloc(sizeof *acct);
+    rc = acct == NULL ? CF_ERR_NOMEM : account_find(r, login, acct);
+    if (rc == CF_ERR_NOTFOUND)
+        cf_fail(&em, rc, "no account with this login");
+    if (rc == CF_OK)
+        rc = mfa_reset(r, acct, &em);
+    snprintf(fields, sizeof fields, "reason:%s", reason);
+    x = cli_audit(a, "account.mfa_reset", rc == CF_OK ? acct->id : "", fields,
+                  rc == CF_OK ? "ok" : "failed");
+    free(acct);
+    close_records(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    if (x == 0)
+        printf("coffre: second factors removed, sessions ended; the next sign-in enrolls anew\n");
+    return x;
+}
+
 static int
 run_incident(struct cmd_args *a, enum incident what)
 {
@@ -1792,6 +1831,12 @@ static const struct cmd commands[] = {
       "Unlocks an account the guard locked.  CODE says why, as a short code kept in\n"
       "the audit trail (e.g. verified-with-user, false-positive): a-z, 0-9, '-'.\n" DATA_HELP,
       o_account_unlock, 0, cmd_account_unlock },
+    { "account mfa-reset", DATA_USAGE " --login LOGIN --reason CODE",
+      "Removes every second factor of the account (TOTP, security keys, recovery\n"
+      "codes) and ends its sessions, for a person who lost them: check who they are\n"
+      "first.  The reason code (e.g. verified-in-person) goes to the audit trail.\n"
+      "Staff roles must then enroll again before anything else.\n" DATA_HELP,
+      o_account_unlock, 0, cmd_account_mfa_reset },
     { "incident freeze-unactivated", INCIDENT_USAGE,
       "Freezes every provisioned, never-activated account in scope: their codes\n"
       "stop working.\n" INCIDENT_HELP, o_incident, 0, cmd_incident_freeze },

@@ -97,6 +97,9 @@ enum mfa_gate mfa_gate_step_up(const struct mfa_policy *p, const struct account 
 #define MFA_OTPAUTH_MAX       256
 /* The inline SVG of an otpauth URI (QR version <= 10 at level M) */
 #define MFA_QR_SVG_MAX        (96 * 1024)
+/* A pending enrollment must be confirmed within this: a QR code left on a
+ * screen does not stay confirmable for ever. */
+#define MFA_ENROLL_TTL_S      (15 * 60)
 /* A code as typed: exactly 6 ASCII digits (no letters, no spaces). */
 #define MFA_CODE_MAX_BYTES    32
 
@@ -134,6 +137,15 @@ enum cf_err mfa_totp_confirm(struct records *r, const struct account *a,
  * CF_ERR_AUTH wrong or replayed. */
 enum cf_err mfa_totp_verify(struct records *r, const struct account *a, const char *code,
                             int64_t now) WARN_UNUSED;
+
+/*
+ * An operator's reset for a person who lost every factor (coffre account
+ * mfa-reset): every factor, pending enrollment and recovery code of the
+ * account deleted and its sessions revoked, in one transaction.  The role's
+ * policy then asks for a new enrollment at the next sign-in.
+ */
+enum cf_err mfa_reset(struct records *r, const struct account *a,
+                      struct cf_errmsg *em) WARN_UNUSED;
 
 /* ---- recovery codes --------------------------------------------------- */
 

@@ -305,6 +305,12 @@ test('phished password: with a staff password and no second factor, every route 
     assert.equal(res.json.type, `${P}mfa-challenge-required`, `${r.method} ${r.pattern}`);
     assert.doesNotMatch(res.body, /ELEVE|Camille|Dominique|PROF|Karine/);
   }
+  // nor add a factor of the thief's own to the account
+  for (const path of ['/api/v1/mfa/totp/enroll', '/api/v1/mfa/webauthn/register/begin']) {
+    const res = await post(port, path, {}, thief.teacher, '127.0.43.1');
+    assert.equal(res.status, 403, `${path}: ${res.body}`);
+    assert.equal(res.json.type, `${P}step-up-required`);
+  }
   // the thief's sessions still cannot pass: no code
   const guess = await post(port, '/api/v1/mfa/totp/verify', { code: '000000' }, thief.teacher, '127.0.43.1');
   assert.ok([401, 429].includes(guess.status), guess.body);
@@ -331,5 +337,55 @@ test('phished password: with a staff password and no second factor, every route 
   }
   // the records and the incident dry run were served
   assert.ok(reached >= 8, `${reached} routes answered 200`);
+  closeAgents();
+});
+
+test('step-up: an incident command needs a factor passed within --mfa-step-up-min; records do not', async (t) => {
+  const s = school(t);
+  const srv = await startServer(t, s.data, [...FAST_HASH, ...MFA_DEFAULT, '--mfa-step-up-min', '2']);
+  const port = srv.port;
+  const from = '127.0.44.1';
+  const a = await activate(port, s.accounts.admin, from);
+  const cookie = cookieOf(a);
+  const { secret, step } = await enrollTotp(port, cookie, from);
+  const incident = () => post(port, '/api/v1/incidents/revoke-sessions', { dry_run: true }, cookie, from);
+  let r = await incident();
+  assert.equal(r.status, 200, r.body);
+  // three minutes later (the session's mfa_at moved back, as time would)
+  const ref = (await get(port, '/api/v1/session', cookie, from)).json.session.ref;
+  const db = join(s.data, 'coffre.db');
+  sqlite(db, `UPDATE sessions SET mfa_at = mfa_at - 180 WHERE hex(token_hash) LIKE '${ref.toUpperCase()}%'`);
+  r = await incident();
+  assert.equal(r.status, 403, r.body);
+  assert.equal(r.json.type, `${P}step-up-required`);
+  // an ordinary admin request still passes: the factor was passed in this session
+  r = await post(port, '/api/v1/accounts/unlock', { login: 'nobody', reason: 'verified-with-user' }, cookie, from);
+  assert.equal(r.status, 404, r.body);
+  // a fresh code, and the command goes through
+  r = await post(port, '/api/v1/mfa/totp/verify', { code: totp(secret, step + 1) }, cookie, from);
+  assert.equal(r.status, 200, r.body);
+  r = await incident();
+  assert.equal(r.status, 200, r.body);
+  // adding a second factor is a sensitive action too: a stale session may not
+  sqlite(db, `UPDATE sessions SET mfa_at = mfa_at - 180 WHERE hex(token_hash) LIKE '${ref.toUpperCase()}%'`);
+  r = await post(port, '/api/v1/mfa/webauthn/register/begin', {}, cookie, from);
+  assert.equal(r.json.type, `${P}step-up-required`);
+  r = await post(port, '/api/v1/mfa/totp/enroll', {}, cookie, from);
+  assert.equal(r.json.type, `${P}step-up-required`);
+  assert.equal(await srv.stop(), 0);
+
+  // the admin lost the phone: an operator resets the factors (audited), the
+  // sessions end, and the next sign-in must enroll again
+  const bad = coffre(['account', 'mfa-reset', '--data', s.data, '--login', s.accounts.admin.login, '--reason', 'Jean Dupont']);
+  assert.equal(bad.code, 2, bad.err);
+  const reset = coffre(['account', 'mfa-reset', '--data', s.data, '--login', s.accounts.admin.login, '--reason', 'verified-in-person']);
+  assert.equal(reset.code, 0, reset.err);
+  assert.equal(sqlite(join(s.data, 'audit.db'), "SELECT fields || ' ' || outcome FROM entries WHERE action = 'account.mfa_reset'"),
+    'reason:verified-in-person ok');
+  const srv2 = await startServer(t, s.data, [...FAST_HASH, ...MFA_DEFAULT]);
+  r = await get(srv2.port, '/api/v1/session', cookie, from);
+  assert.equal(r.status, 401);
+  r = await login(srv2.port, s.accounts.admin, from);
+  assert.equal(r.json.mfa, 'enroll');
   closeAgents();
 });
