@@ -30,6 +30,8 @@ endif
 
 # Modules of the library every program links (main.c is the CLI only).
 MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa web
+# guard5: alert rows, address blocks and the webhook sender
+MODS     += alerts
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o $(BUILD)/web_files.o
 # web/: templates, app.css, app.js and the catalogues, embedded in the binary
 WEB      := $(sort $(wildcard web/*.html web/*.css web/*.js web/i18n/*.txt))

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "account.h"
+#include "alerts.h"
 #include "api.h"
 #include "audit.h"
 #include "http.h"
@@ -78,6 +79,9 @@ struct api {
     struct mfa_webauthn_opts wa;
     char wa_origins[MFA_ORIGINS_MAX][160];
     struct web *web;
+    struct alerts *alerts;           /* alert rows and the webhook */
+    int64_t block_ms;                /* the guard's address block */
+    unsigned export_max_rows;
 };
 
 static struct records *
@@ -1857,6 +1861,21 @@ locked_out(struct call *c, struct records *r, const struct guard_alert *al)
     if (store_sessions_revoke(records_store(r), c->acct.row.id, NULL, &n) != CF_OK)
         log_warnx("guard: could not revoke the sessions of a locked account");
     http_metric_add(http_server_of(c->ctx), "coffre_lockouts_total", NULL, 1);
+    /* A new alert (not a later request of an account already locked): its
+     * row and the address block, which survive a restart. */
+    if (alerts_is_alert(al) && !al->dry_run) {
+        struct store_alert row;
+        int64_t now = now_ms();
+        char label[64];
+
+        if (alerts_record(c->api->alerts, records_store(r), al, c->acct.row.compartment,
+                          c->api->block_ms > 0 ? "denied, principal locked, address blocked"
+                                               : "denied, principal locked",
+                          now, c->api->block_ms > 0 ? now + c->api->block_ms : 0, &row) != CF_OK)
+            log_warnx("guard: could not record an alert in the store");
+        snprintf(label, sizeof label, "rule=%s", al->rule);
+        http_metric_add(http_server_of(c->ctx), "coffre_guard_alerts_total", label, 1);
+    }
     set_problem(c, 403, "account-locked", "Account locked",
                 "Unusual reading was detected; this account is locked until an "
                 "administrator of your académie unlocks it.");
@@ -1883,16 +1902,27 @@ list_add(char *list, size_t cap, const char *name)
     return 0;
 }
 
-/* The guard's view of one read (subject NULL: a lookup that found nothing). */
+/* The guard's verdict on one read (subject NULL: a lookup that found
+ * nothing): 0 to go on, -1 with al filled. */
+static int
+guard_ask(struct call *c, const uint8_t *subject, const uint8_t *digest, size_t dlen,
+          struct guard_alert *al)
+{
+    struct guard_event ev = { c->acct.id, c->acct.role, c->ae.addr, subject, digest, dlen,
+                              now_ms() };
+
+    return guard_check(c->api->guard, &ev, al) == GUARD_ALLOW ? 0 : -1;
+}
+
+/* The same, and a DENY locks the account out (never inside a transaction:
+ * the lock must not be rolled back). */
 static int
 guarded(struct call *c, struct records *r, const uint8_t *subject, const uint8_t *digest,
         size_t dlen)
 {
-    struct guard_event ev = { c->acct.id, c->acct.role, c->ae.addr, subject, digest, dlen,
-                              now_ms() };
     struct guard_alert al;
 
-    if (guard_check(c->api->guard, &ev, &al) == GUARD_ALLOW)
+    if (guard_ask(c, subject, digest, dlen, &al) == 0)
         return 0;
     locked_out(c, r, &al);
     return -1;
@@ -1918,7 +1948,7 @@ serve_record(struct call *c, struct records *r, const struct policy_principal *p
         return NULL;
     }
     /* The header (ids, parents, compartment) says nothing personal. */
-    if (records_id_parse(id, bin) != CF_OK || records_get(r, k, id, 0, rec, NULL) != CF_OK) {
+    if (records_id_parse(id, bin) != CF_OK || records_get_kept(r, k, id, rec, NULL) != CF_OK) {
         if (guarded(c, r, NULL, NULL, 0) == 0)
             set_problem(c, 404, "not-found", "Not found", "No such record.");
         goto out;
@@ -1935,7 +1965,8 @@ serve_record(struct call *c, struct records *r, const struct policy_principal *p
         }
         goto out;
     }
-    if (records_get(r, k, id, mask, rec, NULL) != CF_OK) {
+    /* the fields of the very row the header came from: one read of the store */
+    if (records_open_kept(r, mask, rec, NULL) != CF_OK) {
         unavailable(c);
         goto out;
     }
@@ -2570,6 +2601,930 @@ page_send(struct call *c)
     free(html);
 }
 
+/* ---- records: writes --------------------------------------------------
+ *
+ * School staff (and a guardian, for their own contact details) change
+ * records through the same gates as a read: the guard counts every record
+ * a write touches (a write is a touch of its subject; an unknown id is a
+ * miss), the policy's write fields say who may change what (POLICY_WRITE),
+ * and the audit entry names the subjects and the field names - never a
+ * value - before the answer leaves.  Each write is one transaction; a new
+ * record is checked by the policy inside it and rolled back if refused.
+ * Answers name ids and fields only: reading a record is serve_record's.
+ */
+
+/* References a write may carry, by JSON name. */
+enum wref { W_ESTABLISHMENT, W_CLASS, W_GUARDIAN, W_STUDENT, W_REF_COUNT };
+static const char *const wref_names[W_REF_COUNT] = {
+    "establishment_id", "class_id", "guardian_id", "student_id",
+};
+static const enum record_kind wref_kinds[W_REF_COUNT] = {
+    REC_ESTABLISHMENT, REC_CLASS, REC_GUARDIAN, REC_STUDENT,
+};
+#define WREF(x) (1u << (x))
+/* "relationship": a new guardian's link to the pupil */
+#define WREF_RELATIONSHIP (1u << W_REF_COUNT)
+
+struct wreq {
+    struct record_edit ed;             /* kind, set / clear, values */
+    const char *ref[W_REF_COUNT];      /* hex ids, NULL when absent */
+    unsigned given;                    /* WREF bits present (a null class_id too) */
+    const char *relationship;
+};
+
+static int
+write_input_error(struct call *c, const char *detail)
+{
+    bad_request(c, detail);
+    return -1;
+}
+
+/*
+ * Reads a write's body: the kind's field names (a string sets, null clears
+ * an optional field on a change), the references in `refs` (hex ids; a
+ * null class_id takes a pupil out of its class) and, with
+ * WREF_RELATIONSHIP, "relationship".  Anything else, a value that is not a
+ * string, too long or with a NUL byte: 400 naming the rule, never the
+ * input.
+ */
+static int
+parse_write(struct call *c, enum record_kind k, int create, unsigned refs, struct wreq *w)
+{
+    json_t *body = http_json(c->ctx), *v;
+    const char *key;
+    char detail[256];
+
+    memset(w, 0, sizeof *w);
+    w->ed.kind = k;
+    json_object_foreach(body, key, v) {
+        int fi = records_field_index(k, key), ri;
+
+        if (fi >= 0) {
+            if (json_is_null(v) && !create) {
+                w->ed.clear |= 1u << fi;
+                continue;
+            }
+            if (!json_is_string(v) || json_string_length(v) > RECORD_FIELD_PT_MAX ||
+                strlen(json_string_value(v)) != json_string_length(v)) {
+                snprintf(detail, sizeof detail, "%s: a text of at most %d bytes%s.",
+                         records_field_name(k, (size_t)fi), RECORD_FIELD_PT_MAX,
+                         create ? "" : " (null removes an optional field)");
+                return write_input_error(c, detail);
+            }
+            w->ed.set |= 1u << fi;
+            w->ed.value[fi] = json_string_value(v);
+            continue;
+        }
+        for (ri = 0; ri < W_REF_COUNT; ri++)
+            if ((refs & WREF(ri)) && strcmp(key, wref_names[ri]) == 0)
+                break;
+        if (ri < W_REF_COUNT) {
+            if (json_is_null(v) && ri == W_CLASS && !create) {
+                w->given |= WREF(ri);
+                continue;
+            }
+            if (!json_is_string(v) || json_string_length(v) != RECORD_ID_HEX) {
+                snprintf(detail, sizeof detail, "%s: an id of %d hex digits.", wref_names[ri],
+                         RECORD_ID_HEX);
+                return write_input_error(c, detail);
+            }
+            w->given |= WREF(ri);
+            w->ref[ri] = json_string_value(v);
+            continue;
+        }
+        if ((refs & WREF_RELATIONSHIP) && strcmp(key, "relationship") == 0) {
+            if (!json_is_string(v) || json_string_length(v) > LABEL_MAX_BYTES ||
+                strlen(json_string_value(v)) != json_string_length(v))
+                return write_input_error(c, "relationship: a short text (mère, père, tuteur...).");
+            w->relationship = json_string_value(v);
+            continue;
+        }
+        {
+            size_t i, n;
+
+            n = (size_t)snprintf(detail, sizeof detail, "A %s has no such field; send only:",
+                                 records_kind_name(k));
+            for (i = 0; i < records_field_count(k) && n < sizeof detail; i++)
+                n += (size_t)snprintf(detail + n, sizeof detail - n, " %s",
+                                      records_field_name(k, i));
+            for (i = 0; i < W_REF_COUNT && n < sizeof detail; i++)
+                if (refs & WREF(i))
+                    n += (size_t)snprintf(detail + n, sizeof detail - n, " %s", wref_names[i]);
+            if ((refs & WREF_RELATIONSHIP) && n < sizeof detail)
+                snprintf(detail + n, sizeof detail - n, " relationship");
+        }
+        return write_input_error(c, detail);
+    }
+    return 0;
+}
+
+/* A write touches an existing record: its header only, counted by the
+ * guard like a read (an unknown or malformed id is a miss: 404).  0 with
+ * rec filled; -1 with the problem set. */
+static int
+touch(struct call *c, struct records *r, enum record_kind k, const char *id, struct record *rec)
+{
+    uint8_t bin[STORE_ID_BYTES];
+
+    if (id == NULL || records_id_parse(id, bin) != CF_OK ||
+        records_get(r, k, id, 0, rec, NULL) != CF_OK) {
+        if (guarded(c, r, NULL, NULL, 0) == 0) {
+            char detail[96];
+
+            snprintf(detail, sizeof detail, "No such %s.", records_kind_name(k));
+            set_problem(c, 404, "not-found", "Not found", detail);
+        }
+        return -1;
+    }
+    if (guarded(c, r, bin, NULL, 0) != 0)
+        return -1;
+    if (list_add(c->ae.subject, sizeof c->ae.subject, rec->id) != 0) {
+        unavailable(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+write_denied(struct call *c, const char *detail)
+{
+    c->denied++;
+    set_problem(c, 403, "forbidden", "Not allowed", detail);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+}
+
+/* What records said about bad input, as a 4xx (a value too long is bad
+ * input here, not a full queue). */
+static void
+write_failed(struct call *c, enum cf_err rc, const struct cf_errmsg *em)
+{
+    switch (rc) {
+    case CF_ERR_INPUT:
+    case CF_ERR_LIMIT:
+        set_problem(c, 400, "invalid-record", "Invalid record", em->msg);
+        break;
+    case CF_ERR_NOTFOUND:
+        set_problem(c, 404, "not-found", "Not found", em->msg);
+        break;
+    case CF_ERR_EXISTS:
+        set_problem(c, 409, "conflict", "Already present", em->msg);
+        break;
+    default:
+        unavailable(c);
+    }
+}
+
+/* The field names a write sends, for its audit entry (refused or not) and
+ * its answer: names only (at most 9 short names: they fit the entry). */
+static json_t *
+changed_fields(struct call *c, enum record_kind k, uint32_t bits, const char *extra)
+{
+    json_t *list = json_array();
+    size_t i;
+
+    for (i = 0; i < records_field_count(k); i++)
+        if (bits & (1u << i)) {
+            (void)list_add(c->ae.fields, sizeof c->ae.fields, records_field_name(k, i));
+            json_array_append_new(list, json_string(records_field_name(k, i)));
+        }
+    if (extra != NULL) {
+        (void)list_add(c->ae.fields, sizeof c->ae.fields, extra);
+        json_array_append_new(list, json_string(extra));
+    }
+    return list;
+}
+
+static const char *const write_refs_detail[REC_KIND_COUNT] = {
+    [REC_STUDENT] = "class_id",
+};
+
+/* PATCH /api/v1/<kind>/ID: some fields (and a pupil's class). */
+static void
+do_update(struct call *c, struct records *r, enum record_kind k)
+{
+    struct record *rec = malloc(sizeof *rec);
+    struct policy_principal p;
+    struct cf_errmsg em = { "" };
+    struct wreq w;
+    const char *why;
+    uint32_t wmask;
+    json_t *changes = NULL;
+    enum cf_err rc;
+
+    if (rec == NULL) {
+        unavailable(c);
+        return;
+    }
+    if (parse_write(c, k, 0, k == REC_STUDENT ? WREF(W_CLASS) : 0, &w) != 0)
+        goto out;
+    if (w.ed.set == 0 && w.ed.clear == 0 && w.given == 0) {
+        bad_request(c, "Nothing to change: send the fields to set (null removes an optional one).");
+        goto out;
+    }
+    changes = changed_fields(c, k, w.ed.set | w.ed.clear, w.given ? write_refs_detail[k] : NULL);
+    if (touch(c, r, k, http_path_rest(c->ctx), rec) != 0)
+        goto out;
+    policy_principal_of(&c->acct, &p);
+    if (policy_check_for(r, &p, rec, POLICY_WRITE, &wmask, &why) != CF_OK) {
+        write_denied(c, "You may not change this record.");
+        goto out;
+    }
+    if (((w.ed.set | w.ed.clear) & ~wmask) != 0 ||
+        (w.given != 0 && !policy_may_create(p.role, k))) {
+        write_denied(c, "You may not change some of these fields.");
+        goto out;
+    }
+    w.ed.id = rec->id;
+    if (w.given & WREF(W_CLASS)) {
+        w.ed.set_parent1 = 1;
+        w.ed.parent1 = w.ref[W_CLASS];
+        /* the class is touched too: an unknown one is a miss */
+        if (w.ref[W_CLASS] != NULL) {
+            struct record *cls = malloc(sizeof *cls);
+            int bad = cls == NULL || touch(c, r, REC_CLASS, w.ref[W_CLASS], cls) != 0;
+
+            free(cls);
+            if (bad) {
+                if (c->status == 0)
+                    unavailable(c);
+                goto out;
+            }
+        }
+    }
+    if (records_begin(r, 0) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    if ((rc = records_update(r, &w.ed, &em)) == CF_OK)
+        rc = records_commit(r, &em);
+    else
+        records_rollback(r);
+    if (rc != CF_OK) {
+        write_failed(c, rc, &em);
+        goto out;
+    }
+    ok(c, 200, json_pack("{s:s, s:s, s:O}", "kind", records_kind_name(k), "id", rec->id,
+                         "changed", changes));
+out:
+    json_decref(changes);
+    free(rec);
+}
+
+/* POST /api/v1/<kinds>: a new record in the principal's establishment. */
+static void
+do_create(struct call *c, struct records *r, enum record_kind k)
+{
+    static const unsigned refs[REC_KIND_COUNT] = {
+        [REC_STUDENT] = WREF(W_ESTABLISHMENT) | WREF(W_CLASS),
+        [REC_CLASS] = WREF(W_ESTABLISHMENT),
+        [REC_GUARDIAN] = WREF(W_STUDENT) | WREF_RELATIONSHIP,
+        [REC_GUARDIAN_LINK] = WREF(W_GUARDIAN) | WREF(W_STUDENT),
+    };
+    struct record *rec = malloc(sizeof *rec), *ref = malloc(sizeof *ref);
+    struct policy_principal p;
+    struct cf_errmsg em = { "" };
+    struct record_add in;
+    struct wreq w;
+    char id[RECORD_ID_HEX + 1], link[RECORD_ID_HEX + 1] = "";
+    uint8_t bin[STORE_ID_BYTES];
+    const char *why;
+    uint32_t wmask;
+    json_t *fields = NULL;
+    enum cf_err rc;
+    int i, in_tx = 0;
+
+    if (rec == NULL || ref == NULL) {
+        unavailable(c);
+        goto out;
+    }
+    if (parse_write(c, k, 1, refs[k], &w) != 0)
+        goto out;
+    fields = changed_fields(c, k, w.ed.set, w.relationship ? "relationship" : NULL);
+    policy_principal_of(&c->acct, &p);
+    if ((k == REC_STUDENT || k == REC_CLASS) && w.ref[W_ESTABLISHMENT] == NULL) {
+        if (p.establishment[0] == '\0') {
+            bad_request(c, "establishment_id: required (your account belongs to no establishment).");
+            goto out;
+        }
+        w.ref[W_ESTABLISHMENT] = p.establishment;
+    }
+    if ((k == REC_GUARDIAN && (w.ref[W_STUDENT] == NULL || w.relationship == NULL)) ||
+        (k == REC_GUARDIAN_LINK && (w.ref[W_STUDENT] == NULL || w.ref[W_GUARDIAN] == NULL))) {
+        bad_request(c, k == REC_GUARDIAN
+                           ? "A new guardian comes with student_id and relationship (its link)."
+                           : "Send guardian_id, student_id and relationship.");
+        goto out;
+    }
+    /* every record referred to is touched (guard-counted; unknown: 404) */
+    memset(&in, 0, sizeof in);
+    in.kind = k;
+    for (i = 0; i < W_REF_COUNT; i++) {
+        if (w.ref[i] == NULL)
+            continue;
+        if (touch(c, r, wref_kinds[i], w.ref[i], ref) != 0)
+            goto out;
+    }
+    if (!policy_may_create(p.role, k)) {
+        write_denied(c, "You may not create this kind of record.");
+        goto out;
+    }
+    for (i = 0; i < (int)records_field_count(k); i++)
+        in.value[i] = w.ed.value[i];
+    switch (k) {
+    case REC_STUDENT:
+        in.parent[0] = w.ref[W_ESTABLISHMENT];
+        in.parent[1] = w.ref[W_CLASS];
+        break;
+    case REC_CLASS:
+        in.parent[0] = w.ref[W_ESTABLISHMENT];
+        break;
+    case REC_GUARDIAN:
+        /* the guardian joins the pupil's académie */
+        if (records_get(r, REC_STUDENT, w.ref[W_STUDENT], 0, ref, NULL) != CF_OK) {
+            unavailable(c);
+            goto out;
+        }
+        in.compartment = ref->compartment;
+        break;
+    case REC_GUARDIAN_LINK:
+        in.parent[0] = w.ref[W_GUARDIAN];
+        in.parent[1] = w.ref[W_STUDENT];
+        break;
+    default:
+        break;
+    }
+    if (records_begin(r, 0) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    in_tx = 1;
+    rc = records_add(r, &in, id, &em);
+    if (rc == CF_OK && k == REC_GUARDIAN) {
+        struct record_add l = { .kind = REC_GUARDIAN_LINK, .parent = { id, w.ref[W_STUDENT] },
+                                .value = { w.relationship } };
+
+        rc = records_add(r, &l, link, &em);
+    }
+    if (rc != CF_OK) {
+        write_failed(c, rc, &em);
+        goto out;
+    }
+    /* the new record: a touch for the guard, then the policy on it */
+    if (records_id_parse(id, bin) != CF_OK || records_get(r, k, id, 0, rec, NULL) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    {
+        struct guard_alert al;
+
+        if (guard_ask(c, bin, NULL, 0, &al) != 0) {
+            records_rollback(r);
+            in_tx = 0;
+            locked_out(c, r, &al);
+            goto out;
+        }
+    }
+    if (policy_check_for(r, &p, rec, POLICY_WRITE, &wmask, &why) != CF_OK ||
+        (w.ed.set & ~wmask) != 0) {
+        write_denied(c, "You may create records in your own establishment only.");
+        goto out;
+    }
+    in_tx = 0;
+    if ((rc = records_commit(r, &em)) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    if (list_add(c->ae.subject, sizeof c->ae.subject, id) != 0 ||
+        (link[0] != '\0' && list_add(c->ae.subject, sizeof c->ae.subject, link) != 0)) {
+        unavailable(c);        /* cannot happen: a few ids */
+        goto out;
+    }
+    ok(c, 201, json_pack("{s:s, s:s, s:O}", "kind", records_kind_name(k), "id", id, "fields",
+                         fields));
+    if (link[0] != '\0')
+        json_object_set_new(c->body, "link_id", json_string(link));
+out:
+    if (in_tx)
+        records_rollback(r);
+    json_decref(fields);
+    if (rec != NULL)
+        sodium_memzero(rec, sizeof *rec);
+    free(rec);
+    free(ref);
+}
+
+/* DELETE /api/v1/guardian-links/ID. */
+static void
+do_unlink(struct call *c, struct records *r)
+{
+    struct record *rec = malloc(sizeof *rec);
+    struct policy_principal p;
+    struct cf_errmsg em = { "" };
+    const char *why;
+    uint32_t wmask;
+    enum cf_err rc;
+
+    if (rec == NULL) {
+        unavailable(c);
+        return;
+    }
+    if (touch(c, r, REC_GUARDIAN_LINK, http_path_rest(c->ctx), rec) != 0)
+        goto out;
+    policy_principal_of(&c->acct, &p);
+    if (policy_check_for(r, &p, rec, POLICY_WRITE, &wmask, &why) != CF_OK ||
+        !policy_may_create(p.role, REC_GUARDIAN_LINK)) {
+        write_denied(c, "You may not remove this link.");
+        goto out;
+    }
+    if (records_begin(r, 0) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    if ((rc = records_delete(r, REC_GUARDIAN_LINK, rec->id, &em)) == CF_OK)
+        rc = records_commit(r, &em);
+    else
+        records_rollback(r);
+    if (rc != CF_OK) {
+        write_failed(c, rc, &em);
+        goto out;
+    }
+    ok(c, 200, json_pack("{s:s, s:s, s:b}", "kind", "guardian_link", "id", rec->id, "deleted", 1));
+out:
+    free(rec);
+}
+
+static void w_student_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_STUDENT); }
+static void w_student_set(struct call *c, struct records *r, struct session *s) { (void)s; do_update(c, r, REC_STUDENT); }
+static void w_guardian_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_GUARDIAN); }
+static void w_guardian_set(struct call *c, struct records *r, struct session *s) { (void)s; do_update(c, r, REC_GUARDIAN); }
+static void w_link_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_GUARDIAN_LINK); }
+static void w_link_del(struct call *c, struct records *r, struct session *s) { (void)s; do_unlink(c, r); }
+static void w_class_add(struct call *c, struct records *r, struct session *s) { (void)s; do_create(c, r, REC_CLASS); }
+static void w_class_set(struct call *c, struct records *r, struct session *s) { (void)s; do_update(c, r, REC_CLASS); }
+
+static void h_student_add(struct http_ctx *x, void *app) { with_session(x, app, "student.create", AUTH_READY, w_student_add); }
+static void h_student_set(struct http_ctx *x, void *app) { with_session(x, app, "student.update", AUTH_READY, w_student_set); }
+static void h_guardian_add(struct http_ctx *x, void *app) { with_session(x, app, "guardian.create", AUTH_READY, w_guardian_add); }
+static void h_guardian_set(struct http_ctx *x, void *app) { with_session(x, app, "guardian.update", AUTH_READY, w_guardian_set); }
+static void h_link_add(struct http_ctx *x, void *app) { with_session(x, app, "guardian_link.create", AUTH_READY, w_link_add); }
+static void h_link_del(struct http_ctx *x, void *app) { with_session(x, app, "guardian_link.delete", AUTH_READY, w_link_del); }
+static void h_class_add(struct http_ctx *x, void *app) { with_session(x, app, "class.create", AUTH_READY, w_class_add); }
+static void h_class_set(struct http_ctx *x, void *app) { with_session(x, app, "class.update", AUTH_READY, w_class_set); }
+
+/* ---- bulk exports: the one way to read more than a class --------------
+ *
+ * POST /api/v1/exports: school staff or an académie administrator ask for
+ * the pupils of one establishment or one class, with a reason code and
+ * their own X25519 public key: a pending request, audited.
+ * POST /api/v1/exports/ID/approve: a second, different account holding
+ * the DPO or académie-admin role, with a second factor passed in the last
+ * --mfa-step-up-min minutes (whatever --mfa-required-roles says), approves:
+ * the file is produced at once, at most export_max_rows pupils, each read
+ * through the policy (POLICY_EXPORT, the requester's fields), each batch
+ * named in one audit entry, sealed (crypto_box_seal) to the requester's
+ * key.  GET /api/v1/exports/ID/file: the requester, once.
+ */
+
+/* Pupils named per audit entry: as a page of a list (the ids and commas
+ * of API_PAGE_MAX fit AUDIT_SUBJECT_MAX). */
+#define API_EXPORT_BATCH API_PAGE_MAX
+/* The base64 public key: 32 bytes are 44 characters. */
+#define API_KEY_B64_MAX  64
+
+/* A fresh random id, and its hex. */
+static void
+rand_id_hex(char hex[RECORD_ID_HEX + 1], uint8_t bin[STORE_ID_BYTES])
+{
+    randombytes_buf(bin, STORE_ID_BYTES);
+    records_id_format(bin, hex);
+}
+
+static int
+is_hex_id(const char *s)
+{
+    uint8_t bin[STORE_ID_BYTES];
+
+    return s != NULL && strlen(s) == RECORD_ID_HEX && records_id_parse(s, bin) == CF_OK;
+}
+
+static void
+do_export_request(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { "reason", "scope", "recipient_public_key", NULL };
+    json_t *body = http_json(c->ctx), *scope = json_object_get(body, "scope");
+    const char *reason = str_member(body, "reason", STORE_EXPORT_REASON_MAX);
+    const char *key = str_member(body, "recipient_public_key", API_KEY_B64_MAX);
+    const char *kind = NULL, *sid = NULL;
+    struct policy_principal p;
+    struct store_export x;
+    struct record *rec = NULL;
+    enum policy_relation rel;
+    uint32_t mask;
+    size_t klen = 0;
+    char id[RECORD_ID_HEX + 1];
+
+    (void)s;
+    memset(&x, 0, sizeof x);
+    if (http_json_only(body, allowed) != 0 || reason == NULL || !account_reason_valid(reason) ||
+        key == NULL) {
+        bad_request(c, "Send reason (a code: a-z, 0-9, '-'), scope and recipient_public_key.");
+        return;
+    }
+    if (json_is_object(scope) && json_object_size(scope) == 1) {
+        if (json_object_get(scope, "establishment") != NULL)
+            kind = "establishment";
+        else if (json_object_get(scope, "class") != NULL)
+            kind = "class";
+        if (kind != NULL)
+            sid = json_string_value(json_object_get(scope, kind));
+    }
+    if (kind == NULL || !is_hex_id(sid)) {
+        bad_request(c, "scope: {\"establishment\": ID} or {\"class\": ID}; nothing larger than "
+                       "one establishment is exported.");
+        return;
+    }
+    if (sodium_base642bin(x.recipient_key, sizeof x.recipient_key, key, strlen(key), NULL, &klen,
+                          NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        klen != STORE_EXPORT_KEY_BYTES) {
+        bad_request(c, "recipient_public_key: your X25519 public key, 32 bytes in base64 "
+                       "(coffre export keygen makes one).");
+        return;
+    }
+    snprintf(c->ae.fields, sizeof c->ae.fields, "reason:%s", reason);
+    policy_principal_of(&c->acct, &p);
+    if (policy_rule_for(p.role, REC_STUDENT, POLICY_EXPORT, &rel, &mask) != 0) {
+        write_denied(c, "Exports are asked for by school staff or an académie administrator.");
+        return;
+    }
+    rec = malloc(sizeof *rec);
+    if (rec == NULL ||
+        records_get(r, kind[0] == 'e' ? REC_ESTABLISHMENT : REC_CLASS, sid, 0, rec, NULL) != CF_OK) {
+        free(rec);
+        set_problem(c, 404, "not-found", "Not found", "No such establishment or class.");
+        return;
+    }
+    (void)list_add(c->ae.subject, sizeof c->ae.subject, rec->id);
+    /* within the requester's reach: its académie; for anyone but an
+     * académie administrator, its own establishment (none: nothing) */
+    if (strcmp(rec->compartment, p.compartment) != 0 ||
+        (p.role != ROLE_ACADEMIE_ADMIN &&
+         (p.establishment[0] == '\0' ||
+          strcmp(kind[0] == 'e' ? rec->id : rec->parent[0], p.establishment) != 0))) {
+        free(rec);
+        write_denied(c, "You may export your own establishment only.");
+        return;
+    }
+    rand_id_hex(id, x.id);
+    memcpy(x.compartment, p.compartment, sizeof x.compartment);
+    if (records_id_parse(c->acct.id, x.requester) != CF_OK ||
+        records_id_parse(rec->id, x.scope_id) != CF_OK) {
+        free(rec);
+        unavailable(c);
+        return;
+    }
+    free(rec);
+    snprintf(x.scope_kind, sizeof x.scope_kind, "%s", kind);
+    snprintf(x.reason, sizeof x.reason, "%s", reason);
+    snprintf(x.state, sizeof x.state, "pending");
+    x.created = (int64_t)time(NULL);
+    if (store_export_insert(records_store(r), &x) != CF_OK) {
+        unavailable(c);
+        return;
+    }
+    (void)list_add(c->ae.subject, sizeof c->ae.subject, id);
+    ok(c, 201, json_pack("{s:s, s:s, s:{s:s}, s:s}", "id", id, "state", "pending", "scope", kind,
+                         sid, "reason", reason));
+}
+
+/* The export of the path "ID/approve" or "ID/file"; -1 with a 404 set. */
+static int
+export_of(struct call *c, struct records *r, const char *suffix, struct store_export *x,
+          char id[RECORD_ID_HEX + 1])
+{
+    const char *rest = http_path_rest(c->ctx);
+    size_t n = strlen(rest);
+
+    if (n != RECORD_ID_HEX + strlen(suffix) || strcmp(rest + RECORD_ID_HEX, suffix) != 0)
+        goto none;
+    memcpy(id, rest, RECORD_ID_HEX);
+    id[RECORD_ID_HEX] = '\0';
+    if (records_id_parse(id, x->id) != CF_OK ||
+        store_export_get(records_store(r), x->id, x) != CF_OK ||
+        strcmp(x->compartment, c->acct.row.compartment) != 0)
+        goto none;
+    (void)list_add(c->ae.subject, sizeof c->ae.subject, id);
+    return 0;
+none:
+    set_problem(c, 404, "not-found", "Not found", "No such export.");
+    return -1;
+}
+
+static int
+collect_id(void *arg, const struct record *rec)
+{
+    json_t *ids = arg;
+
+    json_array_append_new(ids, json_string(rec->id));
+    return 0;
+}
+
+/* A batch audit entry's end: nothing waits on it; the approval's own entry,
+ * queued after it, is durable only after it (one writer, in order). */
+static void
+batch_audited(void *arg, enum cf_err rc)
+{
+    (void)arg;
+    if (rc != CF_OK)
+        log_warnx("export: a batch audit entry could not be written");
+}
+
+/*
+ * The rows of an approved export, as the requester's policy shows them:
+ * every pupil of the scope read with the export mask, one audit entry per
+ * batch naming every pupil and field.  Returns the JSON document, or NULL
+ * with the problem set.
+ */
+static json_t *
+export_rows(struct call *c, struct records *r, const char *xid, const struct store_export *x,
+            const struct policy_principal *req, size_t *nrows)
+{
+    char scope[RECORD_ID_HEX + 1], reqid[RECORD_ID_HEX + 1];
+    json_t *ids = json_array(), *rows = json_array(), *doc = NULL;
+    struct record *rec = malloc(sizeof *rec);
+    struct audit_entry *ae = malloc(sizeof *ae);
+    size_t i, n, batch = 0, withheld = 0;
+
+    records_id_format(x->scope_id, scope);
+    records_id_format(x->requester, reqid);
+    if (rec == NULL || ae == NULL || ids == NULL || rows == NULL ||
+        records_children(r, REC_STUDENT, x->scope_kind[0] == 'e' ? 0 : 1, scope,
+                         c->api->export_max_rows + 1, 0, collect_id, ids, NULL) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    n = json_array_size(ids);
+    if (n > c->api->export_max_rows) {
+        set_problem(c, 422, "export-too-large", "Export too large",
+                    "The scope holds more pupils than one export may (--export-max-rows); "
+                    "ask for one class at a time.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        goto out;
+    }
+    memset(ae, 0, sizeof *ae);
+    for (i = 0; i < n; i++) {
+        const char *sid = json_string_value(json_array_get(ids, i));
+        const char *why;
+        uint32_t mask;
+        size_t f;
+        json_t *o;
+
+        if (records_get(r, REC_STUDENT, sid, 0, rec, NULL) != CF_OK ||
+            policy_check_for(r, req, rec, POLICY_EXPORT, &mask, &why) != CF_OK) {
+            withheld++;
+            continue;
+        }
+        if (records_get(r, REC_STUDENT, sid, mask, rec, NULL) != CF_OK) {
+            unavailable(c);
+            goto out;
+        }
+        if (batch == 0) {
+            memset(ae, 0, sizeof *ae);
+            snprintf(ae->actor, sizeof ae->actor, "acct:%s", reqid);
+            snprintf(ae->session, sizeof ae->session, "%s", c->ae.session);
+            snprintf(ae->addr, sizeof ae->addr, "%s", c->ae.addr);
+            snprintf(ae->action, sizeof ae->action, "export.read");
+            snprintf(ae->outcome, sizeof ae->outcome, "ok");
+        }
+        o = json_pack("{s:s, s:s}", "id", rec->id, "establishment_id", rec->parent[0]);
+        if (rec->parent[1][0] != '\0')
+            json_object_set_new(o, "class_id", json_string(rec->parent[1]));
+        for (f = 0; f < records_field_count(REC_STUDENT); f++)
+            if (rec->present & (1u << f)) {
+                json_object_set_new(o, records_field_name(REC_STUDENT, f), json_string(rec->value[f]));
+                (void)list_add(ae->fields, sizeof ae->fields, records_field_name(REC_STUDENT, f));
+            }
+        sodium_memzero(rec, sizeof *rec);
+        json_array_append_new(rows, o);
+        /* served only if the audit entry names it */
+        if (list_add(ae->subject, sizeof ae->subject, sid) != 0) {
+            unavailable(c);
+            goto out;
+        }
+        if (++batch == API_EXPORT_BATCH || i + 1 == n) {
+            if (audit_submit(c->api->audit, ae, batch_audited, NULL) != CF_OK) {
+                unavailable(c);
+                goto out;
+            }
+            batch = 0;
+        }
+    }
+    if (batch > 0 && audit_submit(c->api->audit, ae, batch_audited, NULL) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    doc = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "export", xid, "scope",
+                    x->scope_kind, "scope_id", scope, "created", (json_int_t)x->created,
+                    "withheld", (json_int_t)withheld, "rows", rows);
+    rows = NULL;
+    *nrows = n - withheld;
+out:
+    json_decref(ids);
+    json_decref(rows);
+    if (rec != NULL)
+        sodium_memzero(rec, sizeof *rec);
+    free(rec);
+    free(ae);
+    return doc;
+}
+
+static void
+do_export_approve(struct call *c, struct records *r, struct session *s)
+{
+    struct store_export x;
+    struct policy_principal req;
+    struct account *ra = NULL;
+    char id[RECORD_ID_HEX + 1], reqid[RECORD_ID_HEX + 1];
+    json_t *doc = NULL;
+    char *text = NULL;
+    uint8_t *sealed = NULL;
+    size_t nrows = 0, tlen;
+    int64_t now = (int64_t)time(NULL);
+
+    if (c->acct.role != ROLE_DPO && c->acct.role != ROLE_ACADEMIE_ADMIN) {
+        write_denied(c, "Exports are approved by the DPO or an académie administrator.");
+        return;
+    }
+    /* a fresh second factor, whatever the roles that must have one */
+    if (s->row.mfa_level < 1 || now - s->row.mfa_at > c->api->mfa.step_up_s) {
+        mfa_refused(c, MFA_GATE_CHALLENGE, 1);
+        return;
+    }
+    if (export_of(c, r, "/approve", &x, id) != 0)
+        return;
+    records_id_format(x.requester, reqid);
+    if (strcmp(reqid, c->acct.id) == 0) {
+        write_denied(c, "The account that asked for an export cannot approve it: a second person must.");
+        return;
+    }
+    if (strcmp(x.state, "pending") != 0) {
+        set_problem(c, 409, "not-pending", "Already decided", "This export was approved already.");
+        return;
+    }
+    ra = malloc(sizeof *ra);
+    if (ra == NULL || account_get(r, reqid, ra) != CF_OK ||
+        strcmp(ra->row.state, ACCOUNT_STATE_ACTIVE) != 0) {
+        free(ra);
+        write_denied(c, "The account that asked for this export is no longer active.");
+        return;
+    }
+    policy_principal_of(ra, &req);
+    free(ra);
+    if ((doc = export_rows(c, r, id, &x, &req, &nrows)) == NULL)
+        return;
+    text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    tlen = text != NULL ? strlen(text) : 0;
+    sealed = text != NULL ? malloc(tlen + crypto_box_SEALBYTES) : NULL;
+    if (sealed == NULL || crypto_box_seal(sealed, (const unsigned char *)text, tlen,
+                                          x.recipient_key) != 0) {
+        unavailable(c);
+        goto out;
+    }
+    snprintf(x.state, sizeof x.state, "ready");
+    if (records_id_parse(c->acct.id, x.approver) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    x.has_approver = 1;
+    x.rows = nrows;
+    x.decided = now;
+    if (store_export_update(records_store(r), &x, "pending", sealed,
+                            tlen + crypto_box_SEALBYTES) != CF_OK) {
+        set_problem(c, 409, "not-pending", "Already decided", "This export was approved already.");
+        goto out;
+    }
+    snprintf(c->ae.fields, sizeof c->ae.fields, "rows:%zu", nrows);
+    ok(c, 200, json_pack("{s:s, s:s, s:I}", "id", id, "state", "ready", "rows", (json_int_t)nrows));
+out:
+    if (text != NULL) {
+        sodium_memzero(text, tlen);
+        free(text);
+    }
+    free(sealed);
+}
+
+static void
+do_export_file(struct call *c, struct records *r, struct session *s)
+{
+    struct store_export x;
+    char id[RECORD_ID_HEX + 1], reqid[RECORD_ID_HEX + 1];
+    uint8_t *file = NULL;
+    char *b64 = NULL;
+    size_t len = 0, blen;
+
+    (void)s;
+    if (export_of(c, r, "/file", &x, id) != 0)
+        return;
+    records_id_format(x.requester, reqid);
+    if (strcmp(reqid, c->acct.id) != 0) {
+        write_denied(c, "Only the account that asked for an export downloads it.");
+        return;
+    }
+    if (strcmp(x.state, "ready") != 0) {
+        set_problem(c, strcmp(x.state, "pending") == 0 ? 409 : 410,
+                    strcmp(x.state, "pending") == 0 ? "not-approved" : "gone",
+                    strcmp(x.state, "pending") == 0 ? "Not approved yet" : "Already downloaded",
+                    strcmp(x.state, "pending") == 0
+                        ? "A second person must approve this export first."
+                        : "An export is downloaded once; ask for a new one.");
+        return;
+    }
+    if (store_export_file(records_store(r), x.id, &file, &len) != CF_OK) {
+        unavailable(c);
+        return;
+    }
+    blen = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    b64 = malloc(blen);
+    /* once: the file goes with this answer */
+    snprintf(x.state, sizeof x.state, "downloaded");
+    x.downloaded = (int64_t)time(NULL);
+    if (b64 == NULL || store_export_update(records_store(r), &x, "ready", NULL, 0) != CF_OK) {
+        set_problem(c, 410, "gone", "Already downloaded", "An export is downloaded once.");
+        goto out;
+    }
+    sodium_bin2base64(b64, blen, file, len, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(c->ae.fields, sizeof c->ae.fields, "rows:%llu", (unsigned long long)x.rows);
+    ok(c, 200, json_pack("{s:s, s:I, s:s, s:s}", "id", id, "rows", (json_int_t)x.rows,
+                         "sealed", b64, "format", "crypto_box_seal(JSON), base64"));
+out:
+    free(b64);
+    free(file);
+}
+
+static void h_export_request(struct http_ctx *x, void *app) { with_session(x, app, "export.request", AUTH_READY, do_export_request); }
+static void h_export_approve(struct http_ctx *x, void *app) { with_session(x, app, "export.approve", AUTH_STEP_UP, do_export_approve); }
+static void h_export_file(struct http_ctx *x, void *app) { with_session(x, app, "export.download", AUTH_READY, do_export_file); }
+
+/* ---- alerts: what the guard denied on --------------------------------- */
+
+#define API_ALERTS_PAGE 50
+
+static int
+alert_item(void *arg, const struct store_alert *a)
+{
+    char buf[ALERTS_BODY_MAX];
+    size_t n = alerts_json(a, buf, sizeof buf);
+    json_t *o = n > 0 ? json_loadb(buf, n, 0, NULL) : NULL;
+
+    if (o != NULL)
+        json_array_append_new(arg, o);
+    return 0;
+}
+
+/* GET /api/v1/alerts[?page=N]: the académie's alerts, newest first, for
+ * its administrators and its DPO. */
+static void
+do_alerts(struct call *c, struct records *r, struct session *s)
+{
+    const char *pg = http_param(c->ctx, "page");
+    unsigned long page = 0;
+    json_t *items;
+    int more;
+
+    (void)s;
+    if (c->acct.role != ROLE_ACADEMIE_ADMIN && c->acct.role != ROLE_DPO) {
+        set_problem(c, 403, "forbidden", "Not allowed",
+                    "Alerts are shown to académie administrators and the DPO.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        return;
+    }
+    if (pg != NULL) {
+        char *end;
+
+        errno = 0;
+        page = strtoul(pg, &end, 10);
+        if (pg[0] < '0' || pg[0] > '9' || *end != '\0' || errno != 0 || page > API_PAGES_MAX) {
+            bad_request(c, "page: a whole number from 0.");
+            return;
+        }
+    }
+    items = json_array();
+    if (store_alerts_page(records_store(r), c->acct.row.compartment, page * API_ALERTS_PAGE,
+                          API_ALERTS_PAGE + 1, alert_item, items) != CF_OK) {
+        json_decref(items);
+        unavailable(c);
+        return;
+    }
+    more = json_array_size(items) > API_ALERTS_PAGE;
+    if (more)
+        json_array_remove(items, API_ALERTS_PAGE);
+    snprintf(c->ae.subject, sizeof c->ae.subject, "%s", c->acct.row.compartment);
+    ok(c, 200, json_pack("{s:o, s:i, s:i, s:b}", "items", items, "page", (int)page,
+                         "page_max", API_ALERTS_PAGE, "more", more));
+}
+
+static void h_alerts(struct http_ctx *x, void *app) { with_session(x, app, "alert.list", AUTH_READY, do_alerts); }
+
 /* ---- the route table -------------------------------------------------- */
 
 static const struct http_route routes[] = {
@@ -2622,6 +3577,19 @@ static const struct http_route routes[] = {
     { "GET",    "/mfa/challenge",         NEED(AUTH_PARTIAL),            p_get,      "mfa_page_challenge" },
     { "POST",   "/mfa/totp/verify",       HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_verify" },
     { "POST",   "/mfa/recovery/verify",   HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_recovery_verify" },
+    /* record writes: guard, policy (write fields), one transaction, audit */
+    { "POST",   "/api/v1/students",       HTTP_JSON_BODY | NEED(AUTH_READY), h_student_add, "student_add" },
+    { "PATCH",  "/api/v1/students/*",     HTTP_JSON_BODY | NEED(AUTH_READY), h_student_set, "student_set" },
+    { "POST",   "/api/v1/guardians",      HTTP_JSON_BODY | NEED(AUTH_READY), h_guardian_add, "guardian_add" },
+    { "PATCH",  "/api/v1/guardians/*",    HTTP_JSON_BODY | NEED(AUTH_READY), h_guardian_set, "guardian_set" },
+    { "POST",   "/api/v1/guardian-links", HTTP_JSON_BODY | NEED(AUTH_READY), h_link_add, "link_add" },
+    { "DELETE", "/api/v1/guardian-links/*", NEED(AUTH_READY),            h_link_del, "link_del" },
+    { "POST",   "/api/v1/classes",        HTTP_JSON_BODY | NEED(AUTH_READY), h_class_add, "class_add" },
+    { "PATCH",  "/api/v1/classes/*",      HTTP_JSON_BODY | NEED(AUTH_READY), h_class_set, "class_set" },
+    { "GET",    "/api/v1/alerts",         NEED(AUTH_READY),                h_alerts, "alerts" },
+    { "POST",   "/api/v1/exports",        HTTP_JSON_BODY | NEED(AUTH_READY), h_export_request, "export_request" },
+    { "POST",   "/api/v1/exports/*",      HTTP_JSON_BODY | NEED(AUTH_STEP_UP), h_export_approve, "export_approve" },
+    { "GET",    "/api/v1/exports/*",      NEED(AUTH_READY),           h_export_file, "export_file" },
 };
 
 void
@@ -2676,6 +3644,27 @@ load_canary(void *arg, const uint8_t id[16])
     return guard_add_canary(arg, id) != CF_OK;
 }
 
+/* Address blocks kept in the store, back into the guard. */
+static int
+load_block(void *arg, const char *addr, int64_t until_ms)
+{
+    if (guard_block_address(arg, addr, now_ms(), until_ms) != CF_OK)
+        log_warnx("guard: a stored address block is malformed; skipped");
+    return 0;
+}
+
+static uint64_t
+webhook_stat(struct api *api, int which)
+{
+    struct alerts_stats st;
+
+    alerts_stats(api->alerts, &st);
+    return which == 0 ? st.sent : which == 1 ? st.failed : st.dropped;
+}
+static uint64_t webhook_sent(void *arg) { return webhook_stat(arg, 0); }
+static uint64_t webhook_failed(void *arg) { return webhook_stat(arg, 1); }
+static uint64_t webhook_dropped(void *arg) { return webhook_stat(arg, 2); }
+
 static void
 api_free(struct api *api)
 {
@@ -2685,6 +3674,7 @@ api_free(struct api *api)
     audit_close(api->audit);
     guard_close(api->guard);
     web_free(api->web);
+    alerts_close(api->alerts);
     keyring_free(api->audit_kr);
     for (i = 0; i < api->rp.nfree; i++)
         records_close(api->rp.free[i]);
@@ -2776,8 +3766,13 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     else
         snprintf(krpath, sizeof krpath, "%s/keyring", o->data_dir);
     {
-        if ((rc = guard_open(&o->guard, &api.guard, em)) != CF_OK)
+        struct alerts_opts ao = { o->alert_webhook, 0, 0 };
+
+        if ((rc = guard_open(&o->guard, &api.guard, em)) != CF_OK ||
+            (rc = alerts_open(&ao, &api.alerts, em)) != CF_OK)
             goto out;
+        api.block_ms = o->guard.block_ms;
+        api.export_max_rows = o->export_max_rows ? o->export_max_rows : API_EXPORT_ROWS_DEFAULT;
     }
     if ((rc = web_open(&api.web, em)) != CF_OK)
         goto out;
@@ -2813,8 +3808,24 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
         rc = cf_fail(em, rc, "canaries: cannot load the list");
         goto out;
     }
+    /* Address blocks still running, from before the restart (locks are
+     * account states: sign-in refuses a locked account anyway). */
+    if ((rc = store_blocks_live(records_store(api.rp.free[0]), now_ms(), load_block,
+                                api.guard)) != CF_OK) {
+        rc = cf_fail(em, rc, "guard: cannot load the address blocks");
+        goto out;
+    }
     if ((rc = http_start(&ho, &api.http, em)) != CF_OK)
         goto out;
+    if (http_metric_gauge_fn(api.http, "coffre_alert_webhook_sent", "Alerts the webhook accepted",
+                             webhook_sent, &api) != CF_OK ||
+        http_metric_gauge_fn(api.http, "coffre_alert_webhook_failed",
+                             "Alerts the webhook did not take after every attempt",
+                             webhook_failed, &api) != CF_OK ||
+        http_metric_gauge_fn(api.http, "coffre_alert_webhook_dropped",
+                             "Alerts not sent: the webhook queue was full", webhook_dropped,
+                             &api) != CF_OK)
+        log_warnx("metrics: cannot register the webhook gauges");
     if ((rc = webauthn_setup(&api, o, http_port(api.http), em)) != CF_OK)
         goto out;
     if (http_metric_gauge_fn(api.http, "coffre_audit_queue_depth",

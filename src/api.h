@@ -33,12 +33,19 @@ struct api_opts {
     /* Throttling (0: the defaults of docs/signin.md). */
     uint32_t addr_free_failures;
     struct guard_opts guard;             /* from guard_opts_default, then flags */
+    const char *alert_webhook;           /* NULL: none (alerts.h) */
+    unsigned export_max_rows;            /* 0: API_EXPORT_ROWS_DEFAULT */
     /* Second factors (docs/mfa.md). */
     int mfa_policy_set;                  /* 0: mfa_policy_default() */
     struct mfa_policy mfa;
     const char *webauthn_rp_id;          /* NULL: "localhost" */
     const char *webauthn_origins;        /* comma-separated; NULL: http://localhost:PORT and http://127.0.0.1:PORT */
 };
+
+/* Pupils in one approved export: the largest establishments have ~4,000;
+ * a bound on the file (a few MiB) and on the time one approval takes. */
+#define API_EXPORT_ROWS_DEFAULT 5000u
+#define API_EXPORT_ROWS_MAX     100000u
 
 /* The route table, one JSON object a line: method, pattern, name, flags,
  * auth (what a caller must have passed: none, session, partial, factor,

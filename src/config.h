@@ -17,4 +17,18 @@
 /* The flag's value if given, else the environment's, else NULL. */
 const char *config_pick(const char *flag_value, const char *env_name);
 
+/*
+ * Flags that may also come from the environment, named after the flag:
+ * --guard-window-short-s -> COFFRE_GUARD_WINDOW_SHORT_S.  `coffre serve`
+ * reads every --guard-* flag (budgets, windows, miss weight, block time,
+ * dry run), --alert-webhook and --export-max-rows this way.  Defaults:
+ * docs/guard.md.
+ */
+#define CONFIG_ENV_PREFIX "COFFRE_"
+#define CONFIG_ENV_NAME_MAX 64
+/* out gets the variable of flag ("" if it does not fit). */
+void config_env_name(const char *flag, char out[CONFIG_ENV_NAME_MAX]);
+/* config_pick for such a flag. */
+const char *config_pick_flag(const char *flag_value, const char *flag);
+
 #endif

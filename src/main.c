@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -166,12 +167,31 @@ need(const struct cmd_args *a, const char *name)
 }
 
 /* Parses a whole decimal number in [min, max], like OpenBSD's strtonum. */
+static int parse_num_of(const struct cmd_args *a, const char *name, const char *v,
+                        unsigned long long min, unsigned long long max,
+                        unsigned long long dflt, unsigned long long *out);
+
 static int
 parse_num(const struct cmd_args *a, const char *name, unsigned long long min,
           unsigned long long max, unsigned long long dflt,
           unsigned long long *out)
 {
-    const char *v = opt(a, name);
+    return parse_num_of(a, name, opt(a, name), min, max, dflt, out);
+}
+
+/* The same for a flag that may come from the environment (config.h). */
+static int
+parse_num_env(const struct cmd_args *a, const char *name, unsigned long long min,
+              unsigned long long max, unsigned long long dflt, unsigned long long *out)
+{
+    return parse_num_of(a, name, config_pick_flag(opt(a, name), name), min, max, dflt, out);
+}
+
+static int
+parse_num_of(const struct cmd_args *a, const char *name, const char *v,
+             unsigned long long min, unsigned long long max,
+             unsigned long long dflt, unsigned long long *out)
+{
     char *end;
     unsigned long long n;
 
@@ -393,6 +413,156 @@ cmd_init(struct cmd_args *a)
     print_seed("  keyring: keyring (mode 0600; back it up apart from the store)", seed);
     sodium_memzero(seed, sizeof seed);
     return 0;
+}
+
+/* ---- export keys: the requester's side of a bulk export ---------------- */
+
+/* The most a sealed export file may be read from: far above
+ * API_EXPORT_ROWS_MAX pupils of full records, in base64. */
+#define EXPORT_FILE_MAX (256u << 20)
+
+static int
+cmd_export_keygen(struct cmd_args *a)
+{
+    const char *out = need(a, "out");
+    unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+    char b64[sodium_base64_ENCODED_LEN(crypto_box_SECRETKEYBYTES, sodium_base64_VARIANT_ORIGINAL)];
+    FILE *f;
+    int fd, rc = EXIT_FAILURE;
+
+    if (out == NULL)
+        return EXIT_USAGE;
+    if (sodium_init() < 0)
+        return EXIT_FAILURE;
+    fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "coffre %s: '%s': cannot create: %s\n", a->cmd->name, out, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return EXIT_FAILURE;
+    }
+    crypto_box_keypair(pk, sk);
+    sodium_bin2base64(b64, sizeof b64, sk, sizeof sk, sodium_base64_VARIANT_ORIGINAL);
+    if (fprintf(f, "%s\n", b64) > 0 && fflush(f) == 0 && fsync(fd) == 0)
+        rc = 0;
+    fclose(f);
+    sodium_memzero(sk, sizeof sk);
+    sodium_memzero(b64, sizeof b64);
+    if (rc != 0) {
+        fprintf(stderr, "coffre %s: '%s': cannot write\n", a->cmd->name, out);
+        return rc;
+    }
+    sodium_bin2base64(b64, sizeof b64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+    printf("%s\n", b64);
+    return 0;
+}
+
+/* Reads at most max bytes of a file ("-": stdin); NULL on error. */
+static char *
+slurp(const char *path, size_t max, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int bad;
+
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        size_t k;
+
+        if (n == cap) {
+            char *nb;
+
+            if (cap >= max + 1)
+                break;
+            cap = cap ? cap * 2 : 4096;
+            if (cap > max + 1)
+                cap = max + 1;
+            if ((nb = realloc(buf, cap + 1)) == NULL)
+                break;
+            buf = nb;
+        }
+        k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL || n > max || bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int
+cmd_export_open(struct cmd_args *a)
+{
+    const char *skpath = need(a, "secret-key"), *in = opt(a, "in") ? opt(a, "in") : "-";
+    unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+    char *skb64, *text, *b64;
+    unsigned char *box = NULL, *plain = NULL;
+    size_t sklen = 0, len = 0, blen = 0, n;
+    json_t *doc;
+    int rc = EXIT_FAILURE;
+
+    if (skpath == NULL)
+        return EXIT_USAGE;
+    if (sodium_init() < 0)
+        return EXIT_FAILURE;
+    skb64 = slurp(skpath, 256, &n);
+    if (skb64 == NULL || sodium_base642bin(sk, sizeof sk, skb64, n, " \r\n", &sklen, NULL,
+                                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        sklen != sizeof sk) {
+        fprintf(stderr, "coffre %s: '%s': not a secret key made by 'coffre export keygen'\n",
+                a->cmd->name, skpath);
+        free(skb64);
+        return EXIT_USAGE;
+    }
+    sodium_memzero(skb64, n);
+    free(skb64);
+    crypto_scalarmult_base(pk, sk);
+    text = slurp(in, EXPORT_FILE_MAX, &len);
+    if (text == NULL) {
+        fprintf(stderr, "coffre %s: '%s': cannot read (or larger than %u bytes)\n", a->cmd->name,
+                in, EXPORT_FILE_MAX);
+        goto out;
+    }
+    /* the answer of GET /api/v1/exports/ID/file, or its "sealed" alone */
+    doc = json_loadb(text, len, 0, NULL);
+    b64 = doc != NULL && json_is_string(json_object_get(doc, "sealed"))
+              ? (char *)json_string_value(json_object_get(doc, "sealed")) : text;
+    blen = strlen(b64);
+    box = malloc(blen + 1);
+    if (box == NULL || sodium_base642bin(box, blen, b64, blen, " \r\n", &n, NULL,
+                                         sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        n < crypto_box_SEALBYTES) {
+        fprintf(stderr, "coffre %s: '%s': not a sealed export\n", a->cmd->name, in);
+        json_decref(doc);
+        goto out;
+    }
+    json_decref(doc);
+    plain = malloc(n - crypto_box_SEALBYTES + 1);
+    if (plain == NULL || crypto_box_seal_open(plain, box, n, pk, sk) != 0) {
+        fprintf(stderr, "coffre %s: the export does not open with this key: it was sealed "
+                "to another, or damaged\n", a->cmd->name);
+        goto out;
+    }
+    fwrite(plain, 1, n - crypto_box_SEALBYTES, stdout);
+    printf("\n");
+    sodium_memzero(plain, n - crypto_box_SEALBYTES);
+    rc = 0;
+out:
+    sodium_memzero(sk, sizeof sk);
+    free(text);
+    free(box);
+    free(plain);
+    return rc;
 }
 
 static int
@@ -1222,17 +1392,26 @@ parse_budget(const char *s, struct guard_budget *b)
 static int
 parse_guard(const struct cmd_args *a, struct guard_opts *g)
 {
-    const char *list = opt(a, "guard-budgets"), *ab = opt(a, "guard-address-budget");
-    unsigned long long w, block;
+    const char *list = config_pick_flag(opt(a, "guard-budgets"), "guard-budgets");
+    const char *ab = config_pick_flag(opt(a, "guard-address-budget"), "guard-address-budget");
+    unsigned long long w, block, ws, wl;
     int x;
 
-    if ((x = parse_num(a, "guard-miss-weight", 1, GUARD_MISS_WEIGHT_MAX,
-                       GUARD_MISS_WEIGHT_DEFAULT, &w)) != 0 ||
-        (x = parse_num(a, "guard-block-s", 0, (unsigned long long)(GUARD_BLOCK_MS_MAX / 1000),
-                       (unsigned long long)(GUARD_BLOCK_MS_DEFAULT / 1000), &block)) != 0)
+    if ((x = parse_num_env(a, "guard-miss-weight", 1, GUARD_MISS_WEIGHT_MAX,
+                           GUARD_MISS_WEIGHT_DEFAULT, &w)) != 0 ||
+        (x = parse_num_env(a, "guard-block-s", 0, (unsigned long long)(GUARD_BLOCK_MS_MAX / 1000),
+                           (unsigned long long)(GUARD_BLOCK_MS_DEFAULT / 1000), &block)) != 0 ||
+        (x = parse_num_env(a, "guard-window-short-s", GUARD_WINDOW_MIN_MS / 1000,
+                           GUARD_WINDOW_MAX_MS / 1000, GUARD_SHORT_MS_DEFAULT / 1000, &ws)) != 0 ||
+        (x = parse_num_env(a, "guard-window-long-s", GUARD_WINDOW_MIN_MS / 1000,
+                           GUARD_WINDOW_MAX_MS / 1000, GUARD_LONG_MS_DEFAULT / 1000, &wl)) != 0)
         return x;
+    if (wl < ws)
+        return usage_error(a->cmd, "--guard-window-long-s must be at least --guard-window-short-s");
     g->miss_weight = (uint32_t)w;
     g->block_ms = (int64_t)block * 1000;
+    g->window_short_ms = (int64_t)ws * 1000;
+    g->window_long_ms = (int64_t)wl * 1000;
     if (ab != NULL && parse_budget(ab, &g->address) != 0)
         return usage_error(a->cmd, "--guard-address-budget: SHORT/LONG, e.g. 15000/25000");
     while (list != NULL && *list != '\0') {
@@ -1325,7 +1504,7 @@ cmd_serve(struct cmd_args *a)
     struct cf_errmsg em = { "" };
     const char *proxies[MAX_REPEAT + 1];
     unsigned long long threads, workers, queue, t, m_kib, idle, absolute, bits, insecure;
-    unsigned long long ck_entries, ck_ms, dry;
+    unsigned long long ck_entries, ck_ms, dry, export_rows;
     enum cf_err rc;
     size_t i;
     int x;
@@ -1343,8 +1522,12 @@ cmd_serve(struct cmd_args *a)
                        SERVE_CHECKPOINT_ENTRIES, &ck_entries)) != 0 ||
         (x = parse_num(a, "audit-checkpoint-ms", 10, AUDIT_CHECKPOINT_MS_MAX,
                        AUDIT_CHECKPOINT_MS_DEFAULT, &ck_ms)) != 0 ||
-        (x = parse_num(a, "guard-dry-run", 0, 1, 0, &dry)) != 0)
+        (x = parse_num_env(a, "guard-dry-run", 0, 1, 0, &dry)) != 0 ||
+        (x = parse_num_env(a, "export-max-rows", 1, API_EXPORT_ROWS_MAX, API_EXPORT_ROWS_DEFAULT,
+                           &export_rows)) != 0)
         return x;
+    o.alert_webhook = config_pick_flag(opt(a, "alert-webhook"), "alert-webhook");
+    o.export_max_rows = (unsigned)export_rows;
     guard_opts_default(&o.guard);
     o.guard.dry_run = (int)dry;
     if ((x = parse_guard(a, &o.guard)) != 0)
@@ -1463,6 +1646,8 @@ cmd_audit_verify(struct cmd_args *a)
 
 static const struct opt o_init[] = { { "data", 0 }, { "academie", 1 }, { NULL, 0 } };
 static const struct opt o_data[] = { DATA_OPTS, { NULL, 0 } };
+static const struct opt o_export_keygen[] = { { "out", 0 }, { NULL, 0 } };
+static const struct opt o_export_open[] = { { "secret-key", 0 }, { "in", 0 }, { NULL, 0 } };
 static const struct opt o_export[] = { DATA_OPTS, { "compartment", 0 }, { "out", 0 }, { NULL, 0 } };
 static const struct opt o_rotate[] = { DATA_OPTS, { "compartment", 0 }, { "batch", 0 },
                                        { "reseal", 0 }, { NULL, 0 } };
@@ -1496,7 +1681,9 @@ static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 
     { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { "guard-dry-run", 0 },
     { "guard-budgets", 0 }, { "guard-address-budget", 0 }, { "guard-miss-weight", 0 },
     { "guard-block-s", 0 }, { "mfa-required-roles", 0 }, { "mfa-admin-webauthn", 0 },
-    { "mfa-step-up-min", 0 }, { "webauthn-rp-id", 0 }, { "webauthn-origin", 0 }, { NULL, 0 } };
+    { "mfa-step-up-min", 0 }, { "webauthn-rp-id", 0 }, { "webauthn-origin", 0 },
+    { "guard-window-short-s", 0 }, { "guard-window-long-s", 0 },
+    { "alert-webhook", 0 }, { "export-max-rows", 0 }, { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
     { "out", 0 }, { NULL, 0 } };
@@ -1523,7 +1710,9 @@ static const struct cmd commands[] = {
       "       [--audit-checkpoint-ms MS] [--guard-dry-run 1] [--guard-budgets ROLE=S/L,...]\n"
       "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]\n"
       "       [--mfa-required-roles ROLE,...|none] [--mfa-admin-webauthn 1] [--mfa-step-up-min N]\n"
-      "       [--webauthn-rp-id HOST] [--webauthn-origin URL[,URL...]]",
+      "       [--webauthn-rp-id HOST] [--webauthn-origin URL[,URL...]]\n"
+      "       [--guard-window-short-s S] [--guard-window-long-s S] [--alert-webhook URL]\n"
+      "       [--export-max-rows N]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
       "requests in flight, writes the audit trail's final checkpoint and exits 0.\n"
       "Plain HTTP is refused on a non-loopback address unless --insecure-http 1.\n"
@@ -1533,10 +1722,14 @@ static const struct cmd commands[] = {
       "queue 256; sessions idle 30 min, absolute 12 h; passwords >= 50 bits.  The\n"
       "audit trail signs a checkpoint (and advances its epoch) every 1 s or 100,000\n"
       "entries, whichever comes first.  The guard's budgets (distinct people read per\n"
-      "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n"
+      "1 h / 24 h), miss weight and address block time default to docs/guard.md's;\n"
+      "each --guard-* flag may come from COFFRE_GUARD_* instead (--guard-block-s:\n"
+      "COFFRE_GUARD_BLOCK_S).  --alert-webhook: each alert POSTed as JSON to an\n"
+      "http:// URL on a loopback address (COFFRE_ALERT_WEBHOOK).  --export-max-rows:\n"
+      "the most pupils one approved export may hold (default 5,000).\n"
       "Second factors (docs/mfa.md): required for teacher, staff, academie_admin, dpo\n"
-      "and service; step-up within 10 min for incident commands; WebAuthn relying\n"
-      "party 'localhost' with this server's loopback origins unless given.\n" DATA_HELP,
+      "and service; step-up within 10 min for incident commands and export approvals;\n"
+      "WebAuthn relying party 'localhost' with this server's loopback origins unless given.\n" DATA_HELP,
       o_serve, 0, cmd_serve },
     { "routes", "", "Prints the HTTP route table, one JSON object a line: method, pattern,\n"
       "name, flags and what a caller must have passed (auth: none, session, partial,\n"
@@ -1549,6 +1742,16 @@ static const struct cmd commands[] = {
       "Names the first bad entry or checkpoint; exit 1 when tampered.  Safe while the\n"
       "server runs.\n" DATA_HELP,
       o_verify, 0, cmd_audit_verify },
+    { "export keygen", "--out FILE",
+      "Makes an X25519 key pair for receiving bulk exports: writes the secret key to\n"
+      "FILE (new, mode 0600; keep it off the server) and prints the public key, in\n"
+      "base64, to give as recipient_public_key in POST /api/v1/exports.",
+      o_export_keygen, 0, cmd_export_keygen },
+    { "export open", "--secret-key FILE [--in FILE]",
+      "Opens an export downloaded from GET /api/v1/exports/ID/file (the JSON answer,\n"
+      "or its 'sealed' value; --in, default stdin) with the secret key of 'coffre\n"
+      "export keygen', and prints the JSON document.",
+      o_export_open, 0, cmd_export_open },
     { "policy show", "", "Prints the policy table: which role may read which kind of record,\n"
       "under which relationship, and which fields (Markdown).", NULL, 0, cmd_policy_show },
     { "academies", "", "Lists the académie codes coffre accepts, with their names.",

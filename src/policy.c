@@ -23,28 +23,39 @@ struct rule {
     enum account_role role;
     enum record_kind kind;
     enum policy_relation rel;
-    const char *fields;        /* comma-separated field names; "*": every field */
+    /* per action (enum policy_action): comma-separated field names, "*"
+     * for every field, NULL for none */
+    const char *fields[POLICY_ACTION_COUNT];
 };
 
+/* READ: the fields served.  WRITE: the fields it may set; with "*" it may
+ * also create records of the kind (the new record must then hold the
+ * relationship) and, for guardian links, delete them.  EXPORT: the fields
+ * an approved bulk export may carry (docs/policy.md). */
+#define ALL "*"
+#define NO  NULL
 static const struct rule rules[] = {
-    /* role                kind               relationship              fields */
-    { ROLE_STUDENT,  REC_STUDENT,       REL_SELF,                  "*" },
-    { ROLE_STUDENT,  REC_ESTABLISHMENT, REL_SAME_ESTABLISHMENT,    "*" },
-    { ROLE_GUARDIAN, REC_GUARDIAN,      REL_SELF,                  "*" },
-    { ROLE_GUARDIAN, REC_STUDENT,       REL_GUARDIAN_OF,           "*" },
-    { ROLE_TEACHER,  REC_STUDENT,       REL_TEACHES,               "ine,family_name,given_names,email" },
-    { ROLE_TEACHER,  REC_GUARDIAN,      REL_TEACHES_CHILD,         "family_name,given_names,phone,email" },
-    { ROLE_TEACHER,  REC_CLASS,         REL_TEACHES,               "*" },
-    { ROLE_TEACHER,  REC_STAFF,         REL_SAME_ESTABLISHMENT,    "family_name,given_names,email,function" },
-    { ROLE_TEACHER,  REC_ESTABLISHMENT, REL_SAME_ESTABLISHMENT,    "*" },
-    { ROLE_STAFF,    REC_STUDENT,       REL_SAME_ESTABLISHMENT,    "*" },
-    { ROLE_STAFF,    REC_GUARDIAN,      REL_CHILD_IN_ESTABLISHMENT, "*" },
-    { ROLE_STAFF,    REC_GUARDIAN_LINK, REL_SAME_ESTABLISHMENT,    "*" },
-    { ROLE_STAFF,    REC_CLASS,         REL_SAME_ESTABLISHMENT,    "*" },
-    { ROLE_STAFF,    REC_STAFF,         REL_SAME_ESTABLISHMENT,    "*" },
-    { ROLE_STAFF,    REC_TEACHING,      REL_SAME_ESTABLISHMENT,    "*" },
-    { ROLE_STAFF,    REC_ESTABLISHMENT, REL_SAME_ESTABLISHMENT,    "*" },
+    /* role               kind               relationship                read    write   export */
+    { ROLE_STUDENT,  REC_STUDENT,       REL_SELF,                  { ALL, NO, NO } },
+    { ROLE_STUDENT,  REC_ESTABLISHMENT, REL_SAME_ESTABLISHMENT,    { ALL, NO, NO } },
+    { ROLE_GUARDIAN, REC_GUARDIAN,      REL_SELF,                  { ALL, "phone,email,address", NO } },
+    { ROLE_GUARDIAN, REC_STUDENT,       REL_GUARDIAN_OF,           { ALL, NO, NO } },
+    { ROLE_TEACHER,  REC_STUDENT,       REL_TEACHES,               { "ine,family_name,given_names,email", NO, NO } },
+    { ROLE_TEACHER,  REC_GUARDIAN,      REL_TEACHES_CHILD,         { "family_name,given_names,phone,email", NO, NO } },
+    { ROLE_TEACHER,  REC_CLASS,         REL_TEACHES,               { ALL, NO, NO } },
+    { ROLE_TEACHER,  REC_STAFF,         REL_SAME_ESTABLISHMENT,    { "family_name,given_names,email,function", NO, NO } },
+    { ROLE_TEACHER,  REC_ESTABLISHMENT, REL_SAME_ESTABLISHMENT,    { ALL, NO, NO } },
+    { ROLE_STAFF,    REC_STUDENT,       REL_SAME_ESTABLISHMENT,    { ALL, ALL, ALL } },
+    { ROLE_STAFF,    REC_GUARDIAN,      REL_CHILD_IN_ESTABLISHMENT, { ALL, ALL, NO } },
+    { ROLE_STAFF,    REC_GUARDIAN_LINK, REL_SAME_ESTABLISHMENT,    { ALL, ALL, NO } },
+    { ROLE_STAFF,    REC_CLASS,         REL_SAME_ESTABLISHMENT,    { ALL, ALL, NO } },
+    { ROLE_STAFF,    REC_STAFF,         REL_SAME_ESTABLISHMENT,    { ALL, NO, NO } },
+    { ROLE_STAFF,    REC_TEACHING,      REL_SAME_ESTABLISHMENT,    { ALL, NO, NO } },
+    { ROLE_STAFF,    REC_ESTABLISHMENT, REL_SAME_ESTABLISHMENT,    { ALL, NO, NO } },
+    { ROLE_ACADEMIE_ADMIN, REC_STUDENT, REL_SAME_ACADEMIE,         { NO, NO, "ine,family_name,given_names,birth_date,email" } },
 };
+#undef ALL
+#undef NO
 
 #define NRULES (sizeof rules / sizeof rules[0])
 
@@ -55,6 +66,7 @@ static const char *const relation_names[] = {
     [REL_TEACHES_CHILD] = "teaches one of the guardian's children",
     [REL_SAME_ESTABLISHMENT] = "same establishment",
     [REL_CHILD_IN_ESTABLISHMENT] = "a child of the guardian in the establishment",
+    [REL_SAME_ACADEMIE] = "same académie",
 };
 
 /* "a,b,c" -> bits of the kind's fields; "*" -> all. */
@@ -86,18 +98,39 @@ mask_of(enum record_kind k, const char *fields)
 }
 
 int
-policy_rule(enum account_role role, enum record_kind kind,
-            enum policy_relation *rel, uint32_t *mask)
+policy_rule_for(enum account_role role, enum record_kind kind, enum policy_action act,
+                enum policy_relation *rel, uint32_t *mask)
+{
+    size_t i;
+
+    if ((unsigned)act >= POLICY_ACTION_COUNT)
+        return -1;
+    for (i = 0; i < NRULES; i++)
+        if (rules[i].role == role && rules[i].kind == kind && rules[i].fields[act] != NULL) {
+            *rel = rules[i].rel;
+            *mask = mask_of(kind, rules[i].fields[act]);
+            return 0;
+        }
+    return -1;
+}
+
+int
+policy_rule(enum account_role role, enum record_kind kind, enum policy_relation *rel,
+            uint32_t *mask)
+{
+    return policy_rule_for(role, kind, POLICY_READ, rel, mask);
+}
+
+int
+policy_may_create(enum account_role role, enum record_kind kind)
 {
     size_t i;
 
     for (i = 0; i < NRULES; i++)
-        if (rules[i].role == role && rules[i].kind == kind) {
-            *rel = rules[i].rel;
-            *mask = mask_of(kind, rules[i].fields);
-            return 0;
-        }
-    return -1;
+        if (rules[i].role == role && rules[i].kind == kind &&
+            rules[i].fields[POLICY_WRITE] != NULL && strcmp(rules[i].fields[POLICY_WRITE], "*") == 0)
+            return 1;
+    return 0;
 }
 
 void
@@ -256,6 +289,9 @@ holds(struct records *r, const struct policy_principal *p, enum policy_relation 
         yes = p->establishment[0] != '\0' && children_classes(r, subject->id, a, b) == 0 &&
               in_set(b, p->establishment);
         break;
+    case REL_SAME_ACADEMIE:
+        yes = 1;                 /* the compartment was compared before */
+        break;
     }
 out:
     free(a);
@@ -264,8 +300,9 @@ out:
 }
 
 enum cf_err
-policy_check(struct records *r, const struct policy_principal *p,
-             const struct record *subject, uint32_t *mask, const char **why)
+policy_check_for(struct records *r, const struct policy_principal *p,
+                 const struct record *subject, enum policy_action act, uint32_t *mask,
+                 const char **why)
 {
     enum policy_relation rel;
     uint32_t m;
@@ -275,8 +312,8 @@ policy_check(struct records *r, const struct policy_principal *p,
         *why = "another académie";
         return CF_ERR_DENIED;
     }
-    if (policy_rule(p->role, subject->kind, &rel, &m) != 0) {
-        *why = "no rule for this role and kind";
+    if (policy_rule_for(p->role, subject->kind, act, &rel, &m) != 0) {
+        *why = "no rule for this role, kind and action";
         return CF_ERR_DENIED;
     }
     if (!holds(r, p, rel, subject)) {
@@ -288,17 +325,36 @@ policy_check(struct records *r, const struct policy_principal *p,
     return CF_OK;
 }
 
+enum cf_err
+policy_check(struct records *r, const struct policy_principal *p,
+             const struct record *subject, uint32_t *mask, const char **why)
+{
+    return policy_check_for(r, p, subject, POLICY_READ, mask, why);
+}
+
+static const char *
+fields_text(const char *f)
+{
+    return f == NULL ? "-" : strcmp(f, "*") == 0 ? "all" : f;
+}
+
 void
 policy_print(FILE *out)
 {
     size_t i;
 
-    fprintf(out, "| role | may read | when | fields |\n|---|---|---|---|\n");
+    fprintf(out, "| role | record | when | read | write | export |\n|---|---|---|---|---|---|\n");
     for (i = 0; i < NRULES; i++)
-        fprintf(out, "| %s | %s | %s | %s |\n", account_role_name(rules[i].role),
+        fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", account_role_name(rules[i].role),
                 records_kind_name(rules[i].kind), relation_names[rules[i].rel],
-                strcmp(rules[i].fields, "*") == 0 ? "all" : rules[i].fields);
-    fprintf(out, "\nAny pair not in the table: no read.  Administrators (academie_admin), "
-                 "the DPO and services read no record here: exports and scope reports "
-                 "are their own audited paths.\n");
+                fields_text(rules[i].fields[POLICY_READ]),
+                fields_text(rules[i].fields[POLICY_WRITE]),
+                fields_text(rules[i].fields[POLICY_EXPORT]));
+    fprintf(out, "\nAny pair or action not in the table: refused (\"-\": none).  "
+                 "write \"all\" also allows creating records of the kind (the new record "
+                 "must hold the relationship) and deleting guardian links.  export: the "
+                 "fields of an approved bulk export (a second account approves it with a "
+                 "fresh second factor).  Administrators (academie_admin), the DPO and "
+                 "services read no record here: exports and scope reports are their own "
+                 "audited paths.\n");
 }

@@ -33,8 +33,13 @@ enum policy_relation {
     REL_TEACHES,              /* the subject (student, class) is in a class the principal teaches */
     REL_TEACHES_CHILD,        /* the subject (guardian) has a child in such a class */
     REL_SAME_ESTABLISHMENT,   /* the subject belongs to the principal's establishment */
-    REL_CHILD_IN_ESTABLISHMENT /* the subject (guardian) has a child in it */
+    REL_CHILD_IN_ESTABLISHMENT, /* the subject (guardian) has a child in it */
+    REL_SAME_ACADEMIE         /* the subject is of the principal's académie */
 };
+
+/* What the principal means to do with the subject: each rule of the table
+ * names its fields per action. */
+enum policy_action { POLICY_READ, POLICY_WRITE, POLICY_EXPORT, POLICY_ACTION_COUNT };
 
 void policy_principal_of(const struct account *a, struct policy_principal *out);
 
@@ -49,6 +54,14 @@ enum cf_err policy_check(struct records *r, const struct policy_principal *p,
                          const struct record *subject, uint32_t *mask,
                          const char **why) WARN_UNUSED;
 
+/* The same for an action: POLICY_WRITE's mask is the fields p may set
+ * (checked on the record before a change, and on a new record inside the
+ * transaction that creates it, rolled back when denied); POLICY_EXPORT's
+ * the fields an approved export carries. */
+enum cf_err policy_check_for(struct records *r, const struct policy_principal *p,
+                             const struct record *subject, enum policy_action act,
+                             uint32_t *mask, const char **why) WARN_UNUSED;
+
 /* The table as Markdown (role, resource, relationship, fields): the docs
  * print it, and the matrix test walks it. */
 void policy_print(FILE *out);
@@ -56,5 +69,10 @@ void policy_print(FILE *out);
 /* The rule for (role, kind): relation and field mask; -1 when none. */
 int policy_rule(enum account_role role, enum record_kind kind,
                 enum policy_relation *rel, uint32_t *mask);
+/* The rule for (role, kind, action); -1 when none. */
+int policy_rule_for(enum account_role role, enum record_kind kind, enum policy_action act,
+                    enum policy_relation *rel, uint32_t *mask);
+/* 1 when role may create records of kind (its write fields are "all"). */
+int policy_may_create(enum account_role role, enum record_kind kind);
 
 #endif

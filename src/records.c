@@ -118,6 +118,8 @@ struct records {
      * struct records is used by one thread at a time. */
     struct store_row row;                  /* the row being written or read */
     struct store_row prow;                 /* a parent being looked up */
+    struct store_row kept;                 /* records_get_kept's row */
+    enum record_kind kept_kind;
     struct record rec;
     char norm[RECORD_MAX_FIELDS][RECORD_FIELD_PT_MAX + 1];
 };
@@ -862,6 +864,141 @@ records_add(struct records *r, const struct record_add *in,
     return CF_OK;
 }
 
+/* ---- change ----------------------------------------------------------- */
+
+enum cf_err
+records_update(struct records *r, const struct record_edit *in, struct cf_errmsg *em)
+{
+    char (*norm)[RECORD_FIELD_PT_MAX + 1] = r->norm;
+    size_t len[RECORD_MAX_FIELDS];
+    const struct kind_def *kd;
+    struct store_row *row = &r->row;
+    struct record *old = &r->rec;
+    uint8_t bin[STORE_ID_BYTES];
+    uint32_t present, all;
+    size_t i;
+    enum cf_err rc;
+
+    if (in->kind >= REC_KIND_COUNT)
+        return cf_fail(em, CF_ERR_INPUT, "unknown record kind");
+    kd = &kinds[in->kind];
+    all = (1u << kd->nfields) - 1;
+    if ((in->set | in->clear) & ~all || (in->set & in->clear))
+        return cf_fail(em, CF_ERR_INPUT, "%s: no such field", kd->name);
+    if (in->set_parent1 && in->kind != REC_STUDENT)
+        return cf_fail(em, CF_ERR_INPUT, "%s: only a pupil changes class", kd->name);
+    for (i = 0; i < kd->nfields; i++)
+        if ((in->clear & (1u << i)) && kd->f[i].required)
+            return cf_fail(em, CF_ERR_INPUT, "%s: %s is required", kd->name, kd->f[i].name);
+    /* the new values first: bad input is refused before anything is read */
+    for (i = 0; i < kd->nfields; i++) {
+        if (!(in->set & (1u << i)))
+            continue;
+        if (in->value[i] == NULL)
+            return cf_fail(em, CF_ERR_INPUT, "%s: %s has no value", kd->name, kd->f[i].name);
+        rc = field_normalize(&kd->f[i], in->value[i], norm[i], sizeof norm[i], &len[i], em);
+        if (rc != CF_OK)
+            goto out;
+    }
+    if (records_id_parse(in->id, bin) != CF_OK) {
+        rc = cf_fail(em, CF_ERR_NOTFOUND, "no such %s", kd->name);
+        goto out;
+    }
+    rc = store_row_get(r->st, kd->table, bin, row);
+    if (rc != CF_OK) {
+        rc = cf_fail(em, rc, rc == CF_ERR_NOTFOUND ? "no such %s" : "%s: cannot read the store",
+                     kd->name);
+        goto out;
+    }
+    /* the values kept: opened to be sealed again under the current key */
+    rc = open_values(r, in->kind, row, all & ~in->set & ~in->clear, old);
+    if (rc != CF_OK) {
+        rc = rc == CF_ERR_CRYPTO ? crypto_error(r, row->compartment, em)
+                                 : cf_fail(em, rc, "%s: stored record is malformed", kd->name);
+        goto out;
+    }
+    present = (old->present & ~in->set & ~in->clear) | in->set;
+    for (i = 0; i < kd->nfields; i++)
+        if ((old->present & (1u << i)) && !(in->set & (1u << i)) && !(in->clear & (1u << i))) {
+            len[i] = strlen(old->value[i]);
+            memcpy(norm[i], old->value[i], len[i] + 1);
+        }
+    for (i = 0; i < kd->nfields; i++) {
+        int slot = kd->f[i].idx_slot;
+
+        if (slot < 0)
+            continue;
+        if (!(present & (1u << i)))
+            row->idx_len[slot] = 0;
+        else if (in->set & (1u << i)) {
+            rc = seal_blind_index(r->kr, row->compartment, kd->f[i].name, norm[i], len[i],
+                                  row->idx[slot], kd->f[i].idx_bytes);
+            if (rc != CF_OK) {
+                rc = crypto_error(r, row->compartment, em);
+                goto out;
+            }
+            row->idx_len[slot] = (uint8_t)kd->f[i].idx_bytes;
+        }
+    }
+    if (in->set_parent1) {
+        struct pcache_entry p;
+
+        row->has_parent[1] = 0;
+        if (in->parent1 != NULL) {
+            if (records_id_parse(in->parent1, row->parent[1]) != CF_OK) {
+                rc = cf_fail(em, CF_ERR_NOTFOUND, "%s: no such class", kd->name);
+                goto out;
+            }
+            rc = parent_info(r, REC_CLASS, row->parent[1], &p);
+            if (rc != CF_OK) {
+                rc = cf_fail(em, rc, rc == CF_ERR_NOTFOUND ? "%s: no such class"
+                                                           : "%s: cannot read its class", kd->name);
+                goto out;
+            }
+            if (memcmp(p.parent0, row->parent[0], STORE_ID_BYTES) != 0) {
+                rc = cf_fail(em, CF_ERR_INPUT, "student: the class belongs to another establishment");
+                goto out;
+            }
+            row->has_parent[1] = 1;
+        }
+    }
+    row->kv = keyring_current_version(r->kr, row->compartment);
+    row->updated = (int64_t)time(NULL);
+    rc = seal_values(r, in->kind, row, norm, len, present);
+    if (rc == CF_ERR_CRYPTO)
+        rc = crypto_error(r, row->compartment, em);
+    else if (rc != CF_OK)
+        rc = cf_fail(em, rc, "%s: %s", kd->name, cf_err_str(rc));
+    else if ((rc = store_row_update(r->st, kd->table, row)) == CF_ERR_EXISTS)
+        rc = cf_fail(em, rc, "%s: this value is already held by another record", kd->name);
+    else if (rc != CF_OK)
+        rc = cf_fail(em, rc, "%s: cannot write the store", kd->name);
+    else
+        pcache_put(r, in->kind, row);
+out:
+    sodium_memzero(r->norm, sizeof r->norm);
+    sodium_memzero(old, sizeof *old);
+    return rc;
+}
+
+enum cf_err
+records_delete(struct records *r, enum record_kind k, const char *id, struct cf_errmsg *em)
+{
+    uint8_t bin[STORE_ID_BYTES];
+    enum cf_err rc;
+
+    if (k != REC_GUARDIAN_LINK)
+        return cf_fail(em, CF_ERR_INPUT, "only guardian links are deleted");
+    if (records_id_parse(id, bin) != CF_OK)
+        return cf_fail(em, CF_ERR_NOTFOUND, "no such %s", kinds[k].name);
+    rc = store_row_delete(r->st, kinds[k].table, bin);
+    if (rc == CF_ERR_NOTFOUND)
+        return cf_fail(em, rc, "no such %s", kinds[k].name);
+    if (rc != CF_OK)
+        return cf_fail(em, rc, "%s: cannot write the store", kinds[k].name);
+    return CF_OK;
+}
+
 /* ---- read ------------------------------------------------------------- */
 
 static enum cf_err
@@ -896,6 +1033,40 @@ records_get(struct records *r, enum record_kind k, const char *id,
     if (rc != CF_OK)
         return cf_fail(em, rc, "%s: cannot read the store", kinds[k].name);
     return deliver(r, k, &r->row, mask, out, em);
+}
+
+enum cf_err
+records_get_kept(struct records *r, enum record_kind k, const char *id, struct record *out,
+                 struct cf_errmsg *em)
+{
+    uint8_t bin[STORE_ID_BYTES];
+    enum cf_err rc;
+
+    r->kept_kind = REC_KIND_COUNT;
+    if (k >= REC_KIND_COUNT)
+        return cf_fail(em, CF_ERR_INPUT, "unknown record kind");
+    if (records_id_parse(id, bin) != CF_OK)
+        return cf_fail(em, CF_ERR_INPUT, "%s id must be %d hex digits", kinds[k].name, RECORD_ID_HEX);
+    rc = store_row_get(r->st, kinds[k].table, bin, &r->kept);
+    if (rc == CF_ERR_NOTFOUND)
+        return cf_fail(em, rc, "no such %s", kinds[k].name);
+    if (rc != CF_OK)
+        return cf_fail(em, rc, "%s: cannot read the store", kinds[k].name);
+    r->kept_kind = k;
+    return deliver(r, k, &r->kept, 0, out, em);
+}
+
+enum cf_err
+records_open_kept(struct records *r, uint32_t mask, struct record *out, struct cf_errmsg *em)
+{
+    char id[RECORD_ID_HEX + 1];
+
+    if (r->kept_kind != out->kind)
+        return cf_fail(em, CF_ERR_INPUT, "no record kept");
+    records_id_format(r->kept.id, id);
+    if (strcmp(id, out->id) != 0)
+        return cf_fail(em, CF_ERR_INPUT, "another record was kept since");
+    return deliver(r, out->kind, &r->kept, mask, out, em);
 }
 
 enum cf_err

@@ -138,10 +138,51 @@ enum cf_err records_add(struct records *r, const struct record_add *in,
                         char id_out[RECORD_ID_HEX + 1],
                         struct cf_errmsg *em) WARN_UNUSED;
 
+/*
+ * Changes a record: the fields whose bit is in `set` take value[i]
+ * (validated and normalised as records_add does), those in `clear` are
+ * removed (optional fields only), the others keep their values; every
+ * field is then sealed again under the current data key, blind indexes
+ * follow.  With set_parent1 a pupil's class becomes parent1 (NULL: none;
+ * the class must be of the pupil's establishment).  Nothing is written on
+ * error; em names the field and why, never its value.  CF_ERR_NOTFOUND:
+ * no such record (or no such class); CF_ERR_EXISTS: a unique value (INE,
+ * e-mail) already held by another record.
+ */
+struct record_edit {
+    enum record_kind kind;
+    const char *id;
+    uint32_t set, clear;
+    const char *value[RECORD_MAX_FIELDS];
+    int set_parent1;
+    const char *parent1;
+};
+enum cf_err records_update(struct records *r, const struct record_edit *in,
+                           struct cf_errmsg *em) WARN_UNUSED;
+
+/* Deletes a guardian link (the only kind removed through the API; people
+ * and classes are kept: other rows and the audit trail name them).
+ * CF_ERR_INPUT for another kind, CF_ERR_NOTFOUND when absent. */
+enum cf_err records_delete(struct records *r, enum record_kind k, const char *id,
+                           struct cf_errmsg *em) WARN_UNUSED;
+
 /* Reads one record, opening only the fields whose bit is set in mask. */
 enum cf_err records_get(struct records *r, enum record_kind k,
                         const char *id, uint32_t mask, struct record *out,
                         struct cf_errmsg *em) WARN_UNUSED;
+
+/*
+ * The same in two steps over one read of the store: records_get_kept reads
+ * the header (like records_get with mask 0) and keeps the row;
+ * records_open_kept then opens the fields in mask from that very row, in
+ * place of a second read, even when other records were read in between
+ * (the policy's relationship lookups).  out must be the record
+ * records_get_kept filled; CF_ERR_INPUT if another row was kept since.
+ */
+enum cf_err records_get_kept(struct records *r, enum record_kind k, const char *id,
+                             struct record *out, struct cf_errmsg *em) WARN_UNUSED;
+enum cf_err records_open_kept(struct records *r, uint32_t mask, struct record *out,
+                              struct cf_errmsg *em) WARN_UNUSED;
 
 /* Exact lookup through a blind index (field "ine", "uai" or "email", as the
  * kind has), in every compartment this keyring holds. */

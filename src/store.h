@@ -84,9 +84,15 @@ enum cf_err store_row_insert(struct store *st, enum store_table t,
                              const struct store_row *row,
                              struct cf_errmsg *em) WARN_UNUSED;
 
-/* Replaces a row's fields, key version and indexes (re-seal, edit). */
+/* Replaces a row's fields, key version, indexes and second parent (re-seal,
+ * edit, a pupil's class).  CF_ERR_EXISTS when a unique index already holds
+ * a new value, CF_ERR_NOTFOUND when the row or a parent is missing. */
 enum cf_err store_row_update(struct store *st, enum store_table t,
                              const struct store_row *row) WARN_UNUSED;
+/* Deletes one row (a guardian link).  CF_ERR_NOTFOUND when absent;
+ * CF_ERR_NOTFOUND too when other rows still refer to it. */
+enum cf_err store_row_delete(struct store *st, enum store_table t,
+                             const uint8_t id[STORE_ID_BYTES]) WARN_UNUSED;
 
 enum cf_err store_row_get(struct store *st, enum store_table t,
                           const uint8_t id[STORE_ID_BYTES],
@@ -251,6 +257,68 @@ typedef int (*store_canary_fn)(void *arg, const uint8_t id[STORE_ID_BYTES],
                                const uint8_t *fields, size_t len);
 enum cf_err store_canaries(struct store *st, store_canary_fn fn, void *arg) WARN_UNUSED;
 
+/* ---- guard alerts, address blocks, exports (006_guard.sql) ---------- */
+
+#define STORE_ALERT_RULE_MAX   32
+#define STORE_ALERT_ADDR_MAX   64
+#define STORE_ALERT_ACTION_MAX 64
+
+/* An alert the guard denied on: never anything about a person. */
+struct store_alert {
+    int64_t id;                                   /* set by insert */
+    int64_t time_ms;
+    char compartment[ACADEMIE_CODE_BYTES + 1];    /* the actor's */
+    char rule[STORE_ALERT_RULE_MAX + 1];
+    uint8_t account[STORE_ID_BYTES];
+    uint8_t has_account;
+    char addr[STORE_ALERT_ADDR_MAX + 1];
+    uint64_t count, limit;
+    char action[STORE_ALERT_ACTION_MAX + 1];
+};
+enum cf_err store_alert_insert(struct store *st, struct store_alert *a) WARN_UNUSED;
+typedef int (*store_alert_fn)(void *arg, const struct store_alert *a);
+/* A compartment's alerts, newest first, skipping `offset`, at most limit. */
+enum cf_err store_alerts_page(struct store *st, const char *compartment, size_t offset,
+                              size_t limit, store_alert_fn fn, void *arg) WARN_UNUSED;
+
+/* Address blocks: put (a later end replaces an earlier one), and the live
+ * ones at now_ms (ended ones are deleted on the way). */
+enum cf_err store_block_put(struct store *st, const char *addr, int64_t until_ms) WARN_UNUSED;
+typedef int (*store_block_fn)(void *arg, const char *addr, int64_t until_ms);
+enum cf_err store_blocks_live(struct store *st, int64_t now_ms, store_block_fn fn,
+                              void *arg) WARN_UNUSED;
+
+#define STORE_EXPORT_REASON_MAX 48
+#define STORE_EXPORT_KEY_BYTES  32
+#define STORE_EXPORT_STATE_MAX  16
+
+struct store_export {
+    uint8_t id[STORE_ID_BYTES];
+    char compartment[ACADEMIE_CODE_BYTES + 1];
+    uint8_t requester[STORE_ID_BYTES];
+    char scope_kind[16];                          /* "establishment", "class" */
+    uint8_t scope_id[STORE_ID_BYTES];
+    char reason[STORE_EXPORT_REASON_MAX + 1];
+    uint8_t recipient_key[STORE_EXPORT_KEY_BYTES];
+    char state[STORE_EXPORT_STATE_MAX + 1];       /* pending, ready, downloaded */
+    uint8_t approver[STORE_ID_BYTES];
+    uint8_t has_approver;
+    uint64_t rows;
+    int64_t created, decided, downloaded;
+};
+enum cf_err store_export_insert(struct store *st, const struct store_export *x) WARN_UNUSED;
+/* CF_ERR_NOTFOUND when absent. */
+enum cf_err store_export_get(struct store *st, const uint8_t id[STORE_ID_BYTES],
+                             struct store_export *out) WARN_UNUSED;
+/* Sets state, approver, rows, the three times and the file (file NULL:
+ * none); CF_ERR_NOTFOUND unless the row is in state `from` (so two
+ * approvals, or two downloads, cannot both win). */
+enum cf_err store_export_update(struct store *st, const struct store_export *x,
+                                const char *from, const uint8_t *file,
+                                size_t file_len) WARN_UNUSED;
+/* The sealed file of a ready export, malloc'd into *file (caller frees). */
+enum cf_err store_export_file(struct store *st, const uint8_t id[STORE_ID_BYTES],
+                              uint8_t **file, size_t *len) WARN_UNUSED;
 /* ---- second factors (src/mfa.c, docs/mfa.md) -------------------------- */
 
 /* The session's second-factor level and when it was last passed. */

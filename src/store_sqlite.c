@@ -44,14 +44,14 @@ static const struct {
 
 enum stmt_kind {
     Q_INSERT, Q_UPDATE, Q_GET, Q_FIND0, Q_FIND1, Q_PARENT0, Q_PARENT1,
-    Q_OLDER, Q_ALL, Q_COUNTV, Q_KIND_COUNT
+    Q_OLDER, Q_ALL, Q_COUNTV, Q_DELETE, Q_KIND_COUNT
 };
 
 #define COLS "id, p0, p1, compartment, kv, fields, idx0, idx1, created, updated"
 
 static const char *const stmt_fmt[Q_KIND_COUNT] = {
     [Q_INSERT]  = "INSERT INTO %s (" COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-    [Q_UPDATE]  = "UPDATE %s SET kv = ?5, fields = ?6, idx0 = ?7, idx1 = ?8, updated = ?10 WHERE id = ?1",
+    [Q_UPDATE]  = "UPDATE %s SET p1 = ?3, kv = ?5, fields = ?6, idx0 = ?7, idx1 = ?8, updated = ?10 WHERE id = ?1",
     [Q_GET]     = "SELECT " COLS " FROM %s WHERE id = ?1",
     [Q_FIND0]   = "SELECT " COLS " FROM %s WHERE idx0 = ?1 LIMIT 1",
     [Q_FIND1]   = "SELECT " COLS " FROM %s WHERE idx1 = ?1 LIMIT 1",
@@ -60,6 +60,7 @@ static const char *const stmt_fmt[Q_KIND_COUNT] = {
     [Q_OLDER]   = "SELECT " COLS " FROM %s WHERE compartment = ?1 AND kv < ?2 LIMIT ?3",
     [Q_ALL]     = "SELECT " COLS " FROM %s ORDER BY rid LIMIT ?1",
     [Q_COUNTV]  = "SELECT count(*) FROM %s WHERE compartment = ?1 AND kv = ?2",
+    [Q_DELETE]  = "DELETE FROM %s WHERE id = ?1",
 };
 
 /* Statements of the account, session and throttle operations. */
@@ -70,9 +71,17 @@ enum misc_stmt {
     M_COUNT
 };
 
+/* Statements of the guard and export operations (006_guard.sql). */
+enum guard_stmt {
+    G_ALERT_PUT, G_ALERT_PAGE, G_BLOCK_PUT, G_BLOCK_EXPIRE, G_BLOCK_LIVE,
+    G_EXP_PUT, G_EXP_GET, G_EXP_SET, G_EXP_FILE,
+    G_COUNT
+};
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *misc[M_COUNT];
+    sqlite3_stmt *gst[G_COUNT];
     sqlite3_stmt *stmt[Q_KIND_COUNT][STORE_TABLE_COUNT];
     sqlite3_stmt *dk_put, *dk_all;
     sqlite3_stmt *mfa[16];                 /* second factors: see the end of the file */
@@ -196,6 +205,8 @@ store_close(struct store *st)
         sqlite3_finalize(st->misc[q]);
     for (q = 0; q < (int)(sizeof st->mfa / sizeof st->mfa[0]); q++)
         sqlite3_finalize(st->mfa[q]);
+    for (q = 0; q < G_COUNT; q++)
+        sqlite3_finalize(st->gst[q]);
     sqlite3_finalize(st->dk_put);
     sqlite3_finalize(st->dk_all);
     deferred_free(st);
@@ -513,6 +524,23 @@ store_row_update(struct store *st, enum store_table t,
     if (s == NULL)
         return CF_ERR_STORE;
     bind_row(s, row);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = constraint_error(st, t, NULL);
+    else if (sqlite3_changes(st->db) != 1)
+        rc = CF_ERR_NOTFOUND;
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_row_delete(struct store *st, enum store_table t, const uint8_t id[STORE_ID_BYTES])
+{
+    sqlite3_stmt *s = stmt(st, Q_DELETE, t);
+    enum cf_err rc = CF_OK;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = constraint_error(st, t, NULL);
     else if (sqlite3_changes(st->db) != 1)
@@ -1520,6 +1548,261 @@ store_challenge_take(struct store *st, const uint8_t session[STORE_TOKEN_HASH_BY
     default:
         rc = CF_ERR_STORE;
         break;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- guard alerts, address blocks, exports ----------------------------- */
+
+static sqlite3_stmt *
+gstmt(struct store *st, enum guard_stmt g, const char *sql)
+{
+    if (st->gst[g] == NULL &&
+        sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->gst[g], NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_reset(st->gst[g]);
+    sqlite3_clear_bindings(st->gst[g]);
+    return st->gst[g];
+}
+
+/* A 16-byte id column; 0 when NULL, -1 when malformed, 1 when read. */
+static int
+col_id(sqlite3_stmt *s, int i, uint8_t dst[STORE_ID_BYTES])
+{
+    if (sqlite3_column_type(s, i) == SQLITE_NULL)
+        return 0;
+    if (sqlite3_column_bytes(s, i) != STORE_ID_BYTES)
+        return -1;
+    memcpy(dst, sqlite3_column_blob(s, i), STORE_ID_BYTES);
+    return 1;
+}
+
+enum cf_err
+store_alert_insert(struct store *st, struct store_alert *a)
+{
+    sqlite3_stmt *s = gstmt(st, G_ALERT_PUT, "INSERT INTO alerts (time_ms, compartment, rule, "
+        "account_id, addr, count, limit_, action) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+    enum cf_err rc;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_int64(s, 1, a->time_ms);
+    sqlite3_bind_text(s, 2, a->compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, a->rule, -1, SQLITE_STATIC);
+    bind_blob_or_null(s, 4, a->account, STORE_ID_BYTES, a->has_account);
+    sqlite3_bind_text(s, 5, a->addr, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)a->count);
+    sqlite3_bind_int64(s, 7, (sqlite3_int64)a->limit);
+    sqlite3_bind_text(s, 8, a->action, -1, SQLITE_STATIC);
+    rc = step_done(st, s, 0);
+    if (rc == CF_OK)
+        a->id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+enum cf_err
+store_alerts_page(struct store *st, const char *compartment, size_t offset, size_t limit,
+                  store_alert_fn fn, void *arg)
+{
+    sqlite3_stmt *s = gstmt(st, G_ALERT_PAGE, "SELECT id, time_ms, compartment, rule, account_id, "
+        "addr, count, limit_, action FROM alerts WHERE compartment = ?1 ORDER BY id DESC "
+        "LIMIT ?2 OFFSET ?3");
+    struct store_alert a;
+    enum cf_err rc = CF_OK;
+    int step;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_text(s, 1, compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)offset);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        int has;
+
+        memset(&a, 0, sizeof a);
+        a.id = sqlite3_column_int64(s, 0);
+        a.time_ms = sqlite3_column_int64(s, 1);
+        has = col_id(s, 4, a.account);
+        if (col_text(s, 2, a.compartment, sizeof a.compartment) != 0 ||
+            col_text(s, 3, a.rule, sizeof a.rule) != 0 || has < 0 ||
+            col_text(s, 5, a.addr, sizeof a.addr) != 0 ||
+            col_text(s, 8, a.action, sizeof a.action) != 0) {
+            rc = CF_ERR_STORE;
+            break;
+        }
+        a.has_account = (uint8_t)has;
+        a.count = (uint64_t)sqlite3_column_int64(s, 6);
+        a.limit = (uint64_t)sqlite3_column_int64(s, 7);
+        if (fn(arg, &a) != 0)
+            break;
+    }
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_block_put(struct store *st, const char *addr, int64_t until_ms)
+{
+    sqlite3_stmt *s = gstmt(st, G_BLOCK_PUT, "INSERT INTO guard_blocks (addr, until_ms) VALUES "
+        "(?1, ?2) ON CONFLICT(addr) DO UPDATE SET until_ms = max(until_ms, ?2)");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, until_ms);
+    return step_done(st, s, 0);
+}
+
+enum cf_err
+store_blocks_live(struct store *st, int64_t now_ms, store_block_fn fn, void *arg)
+{
+    sqlite3_stmt *x = gstmt(st, G_BLOCK_EXPIRE, "DELETE FROM guard_blocks WHERE until_ms <= ?1");
+    sqlite3_stmt *s;
+    enum cf_err rc;
+    int step;
+
+    if (x == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_int64(x, 1, now_ms);
+    if ((rc = step_done(st, x, 0)) != CF_OK)
+        return rc;
+    s = gstmt(st, G_BLOCK_LIVE, "SELECT addr, until_ms FROM guard_blocks ORDER BY addr");
+    if (s == NULL)
+        return CF_ERR_STORE;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        char addr[STORE_ALERT_ADDR_MAX + 1];
+
+        if (col_text(s, 0, addr, sizeof addr) != 0) {
+            rc = CF_ERR_STORE;
+            break;
+        }
+        if (fn(arg, addr, sqlite3_column_int64(s, 1)) != 0)
+            break;
+    }
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    return rc;
+}
+
+#define EXP_COLS "id, compartment, requester, scope_kind, scope_id, reason, recipient_key, " \
+                 "state, approver, rows, created, decided, downloaded"
+
+enum cf_err
+store_export_insert(struct store *st, const struct store_export *x)
+{
+    sqlite3_stmt *s = gstmt(st, G_EXP_PUT, "INSERT INTO exports (" EXP_COLS ") VALUES "
+        "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, x->id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, x->compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, x->requester, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, x->scope_kind, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, x->scope_id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, x->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, x->recipient_key, STORE_EXPORT_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, x->state, -1, SQLITE_STATIC);
+    bind_blob_or_null(s, 9, x->approver, STORE_ID_BYTES, x->has_approver);
+    sqlite3_bind_int64(s, 10, (sqlite3_int64)x->rows);
+    sqlite3_bind_int64(s, 11, x->created);
+    sqlite3_bind_int64(s, 12, x->decided);
+    sqlite3_bind_int64(s, 13, x->downloaded);
+    return step_done(st, s, 0);
+}
+
+static enum cf_err
+read_export(sqlite3_stmt *s, void *out)
+{
+    struct store_export *x = out;
+    int has;
+
+    memset(x, 0, sizeof *x);
+    if (col_id(s, 0, x->id) != 1 || col_text(s, 1, x->compartment, sizeof x->compartment) != 0 ||
+        col_id(s, 2, x->requester) != 1 || col_text(s, 3, x->scope_kind, sizeof x->scope_kind) != 0 ||
+        col_id(s, 4, x->scope_id) != 1 || col_text(s, 5, x->reason, sizeof x->reason) != 0 ||
+        sqlite3_column_bytes(s, 6) != STORE_EXPORT_KEY_BYTES ||
+        col_text(s, 7, x->state, sizeof x->state) != 0 || (has = col_id(s, 8, x->approver)) < 0)
+        return CF_ERR_STORE;
+    memcpy(x->recipient_key, sqlite3_column_blob(s, 6), STORE_EXPORT_KEY_BYTES);
+    x->has_approver = (uint8_t)has;
+    x->rows = (uint64_t)sqlite3_column_int64(s, 9);
+    x->created = sqlite3_column_int64(s, 10);
+    x->decided = sqlite3_column_int64(s, 11);
+    x->downloaded = sqlite3_column_int64(s, 12);
+    return CF_OK;
+}
+
+enum cf_err
+store_export_get(struct store *st, const uint8_t id[STORE_ID_BYTES], struct store_export *out)
+{
+    sqlite3_stmt *s = gstmt(st, G_EXP_GET, "SELECT " EXP_COLS " FROM exports WHERE id = ?1");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
+    return step_one(s, read_export, out);
+}
+
+enum cf_err
+store_export_update(struct store *st, const struct store_export *x, const char *from,
+                    const uint8_t *file, size_t file_len)
+{
+    sqlite3_stmt *s = gstmt(st, G_EXP_SET, "UPDATE exports SET state = ?2, approver = ?3, "
+        "rows = ?4, decided = ?5, downloaded = ?6, file = ?7 WHERE id = ?1 AND state = ?8");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, x->id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, x->state, -1, SQLITE_STATIC);
+    bind_blob_or_null(s, 3, x->approver, STORE_ID_BYTES, x->has_approver);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)x->rows);
+    sqlite3_bind_int64(s, 5, x->decided);
+    sqlite3_bind_int64(s, 6, x->downloaded);
+    if (file != NULL)
+        sqlite3_bind_blob64(s, 7, file, file_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 7);
+    sqlite3_bind_text(s, 8, from, -1, SQLITE_STATIC);
+    return step_done(st, s, 1);
+}
+
+enum cf_err
+store_export_file(struct store *st, const uint8_t id[STORE_ID_BYTES], uint8_t **file, size_t *len)
+{
+    sqlite3_stmt *s = gstmt(st, G_EXP_FILE, "SELECT file FROM exports WHERE id = ?1 AND "
+        "state = 'ready' AND file IS NOT NULL");
+    enum cf_err rc;
+
+    *file = NULL;
+    *len = 0;
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
+    switch (sqlite3_step(s)) {
+    case SQLITE_ROW: {
+        int n = sqlite3_column_bytes(s, 0);
+
+        *file = malloc(n > 0 ? (size_t)n : 1);
+        if (*file == NULL) {
+            rc = CF_ERR_NOMEM;
+            break;
+        }
+        if (n > 0)
+            memcpy(*file, sqlite3_column_blob(s, 0), (size_t)n);
+        *len = (size_t)n;
+        rc = CF_OK;
+        break;
+    }
+    case SQLITE_DONE:
+        rc = CF_ERR_NOTFOUND;
+        break;
+    default:
+        rc = CF_ERR_STORE;
     }
     sqlite3_reset(s);
     return rc;

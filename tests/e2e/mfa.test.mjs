@@ -246,6 +246,10 @@ function pathOf(route, s) {
     student: s.st[1], guardian: s.guardian, children: s.guardian, staff: s.prof,
     class: `${s.cls}/students`, establishment: `${s.E1}/classes`, incident: 'revoke-sessions',
     session_revoke: '0123456789abcdef', mfa_webauthn_remove: '00000000000000000000000000000000',
+    // guard5: record writes and exports
+    student_set: s.st[1], guardian_set: s.guardian, link_del: '00000000000000000000000000000000',
+    class_set: s.cls, export_approve: '00000000000000000000000000000000/approve',
+    export_file: '00000000000000000000000000000000/file',
   };
   let p = route.pattern;
   if (p.endsWith('*')) {

@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import { once } from 'node:events';
 import { coffre, tempDir } from './helpers.mjs';
 import { startServer, request, cookieOf, closeAgents, FAST_HASH, STRONG } from './server.mjs';
 
@@ -58,7 +60,17 @@ async function activate(port, a, from) {
 
 test('replays B, C, E: each attacker is locked out within one budget; normal days never trip the guard', async (t) => {
   const a = academy(t);
-  const srv = await startServer(t, a.data, FAST_HASH);
+  // the alert webhook: a receiver on 127.0.0.1 keeping every POST
+  const hooks = [];
+  const rx = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { hooks.push(body); res.statusCode = 204; res.end(); });
+  });
+  rx.listen(0, '127.0.0.1');
+  await once(rx, 'listening');
+  t.after(() => rx.close());
+  const srv = await startServer(t, a.data, [...FAST_HASH, '--alert-webhook', `http://127.0.0.1:${rx.address().port}/alerts`]);
   const port = srv.port;
   const figures = [];
 
@@ -92,6 +104,7 @@ test('replays B, C, E: each attacker is locked out within one budget; normal day
       }
     figures.push(`school office's day: ${served} pupil reads, never refused`);
   }
+  assert.equal(hooks.length, 0, 'a normal day raised an alert');
 
   // B: a school-staff account pulls everything it can, INE after INE
   // across the académie (its own 500 pupils are in its scope).
@@ -121,9 +134,19 @@ test('replays B, C, E: each attacker is locked out within one budget; normal day
   assert.ok(e.tries < 25000, 'E was stopped');
   assert.ok(e.served <= 1200, 'E got at most one teacher budget');
   for (const f of figures) console.log(`# ${f}`);
+  // one alert per attacker, in the store and at the webhook, naming no one
+  for (let i = 0; i < 100 && hooks.length < 3; i++) await new Promise((res) => setTimeout(res, 50));
+  assert.equal(hooks.length, 3);
+  for (const h of hooks) {
+    const al = JSON.parse(h);
+    assert.match(al.rule, /^(budget|address)-(1h|24h)$/);
+    assert.match(al.account, /^[0-9a-f]{32}$/);
+    assert.doesNotMatch(h, /ine|INE|@ac-demo|family|given|\d{10}[A-Z]/);
+  }
   closeAgents();
   assert.equal(await srv.stop(), 0);
   const locked = sqlite(join(a.data, 'coffre.db'), "SELECT count(*) FROM accounts WHERE state = 'locked'");
   assert.equal(locked, '3');
+  assert.equal(sqlite(join(a.data, 'coffre.db'), 'SELECT count(*) FROM alerts'), '3');
   assert.equal(coffre(['audit', 'verify', '--data', a.data]).code, 0);
 });

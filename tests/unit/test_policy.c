@@ -2,7 +2,8 @@
  * test_policy.c - the role x kind matrix, generated from the policy table:
  * for every role and every kind of record, a subject related to the
  * principal as the rule requires is allowed with exactly the rule's fields,
- * an unrelated one is denied, and a pair without a rule is denied.
+ * an unrelated one is denied, and a pair without a rule is denied - for
+ * each action (read, write, export) of the table.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,7 @@
 #include "../../src/policy.c"
 #include "testutil.h"
 
-enum { E1, E2, C1, C2, C3, S1, S2, S3, G1, G2, G3, L1, L3, T1, O1, O2, TT1, TT2, X1, NIDS };
+enum { E1, E2, C1, C2, C3, S1, S2, S3, G1, G2, G3, L1, L3, T1, O1, O2, TT1, TT2, X1, SX, NIDS };
 static char id[NIDS][RECORD_ID_HEX + 1];
 static enum record_kind kind_of[NIDS];
 static struct records *r;
@@ -59,6 +60,8 @@ setup(void **state)
         (const char *const[]){ "0999000002T", "DEUX", "Élève", "2013-01-02", NULL, NULL, NULL });
     add(S3, REC_STUDENT, id[E2], id[C3], NULL,
         (const char *const[]){ "0999000005W", "TROIS", "Élève", "2013-01-03", NULL, NULL, NULL });
+    add(SX, REC_STUDENT, id[X1], NULL, NULL,
+        (const char *const[]){ "0999000007Y", "AILLEURS", "Élève", "2013-01-07", NULL, NULL, NULL });
     add(G1, REC_GUARDIAN, NULL, NULL, "10", (const char *const[]){ "UN", "Parent", "0601020304", NULL });
     add(G2, REC_GUARDIAN, NULL, NULL, "10", (const char *const[]){ "DEUX", "Parent", NULL });
     add(G3, REC_GUARDIAN, NULL, NULL, "10", (const char *const[]){ "TROIS", "Parent", NULL });
@@ -131,7 +134,7 @@ static const struct casedef cases[] = {
     { ROLE_ACADEMIE_ADMIN, NONE, NONE,
       { [REC_ESTABLISHMENT] = E1, [REC_CLASS] = C1, [REC_STUDENT] = S1, [REC_GUARDIAN] = G1,
         [REC_GUARDIAN_LINK] = L1, [REC_STAFF] = O1, [REC_TEACHING] = TT1 },
-      { [REC_ESTABLISHMENT] = E2, [REC_CLASS] = C3, [REC_STUDENT] = S3, [REC_GUARDIAN] = G3,
+      { [REC_ESTABLISHMENT] = E2, [REC_CLASS] = C3, [REC_STUDENT] = SX, [REC_GUARDIAN] = G3,
         [REC_GUARDIAN_LINK] = L3, [REC_STAFF] = O2, [REC_TEACHING] = TT2 } },
     { ROLE_DPO, NONE, NONE,
       { [REC_ESTABLISHMENT] = E1, [REC_CLASS] = C1, [REC_STUDENT] = S1, [REC_GUARDIAN] = G1,
@@ -153,8 +156,8 @@ principal(const struct casedef *cd, struct policy_principal *p)
 }
 
 static void
-check(const struct policy_principal *p, int who, enum record_kind k, int want_allowed,
-      uint32_t want_mask, const char *label)
+check_for(const struct policy_principal *p, int who, enum record_kind k, enum policy_action act,
+          int want_allowed, uint32_t want_mask, const char *label)
 {
     struct record *subject = malloc(sizeof *subject);
     struct cf_errmsg em = { "" };
@@ -165,39 +168,53 @@ check(const struct policy_principal *p, int who, enum record_kind k, int want_al
     assert_non_null(subject);
     assert_int_equal(records_get(r, kind_of[who], id[who], 0, subject, &em), CF_OK);
     assert_int_equal(subject->present, 0);           /* the header only */
-    rc = policy_check(r, p, subject, &mask, &why);
+    rc = act == POLICY_READ ? policy_check(r, p, subject, &mask, &why)
+                            : policy_check_for(r, p, subject, act, &mask, &why);
     if ((rc == CF_OK) != want_allowed)
-        fail_msg("%s: %s reading a %s: %s (%s)", label, account_role_name(p->role),
-                 records_kind_name(k), rc == CF_OK ? "allowed" : "denied", why);
+        fail_msg("%s: %s, action %d on a %s: %s (%s)", label, account_role_name(p->role),
+                 (int)act, records_kind_name(k), rc == CF_OK ? "allowed" : "denied", why);
     assert_int_equal(mask, want_allowed ? want_mask : 0);
     free(subject);
+}
+
+static void
+check(const struct policy_principal *p, int who, enum record_kind k, int want_allowed,
+      uint32_t want_mask, const char *label)
+{
+    check_for(p, who, k, POLICY_READ, want_allowed, want_mask, label);
 }
 
 static void
 test_matrix_from_the_table(void **state)
 {
     size_t c;
-    int k, cells = 0, allowed = 0;
+    int k, a, cells = 0, allowed[POLICY_ACTION_COUNT] = { 0 };
 
     (void)state;
     for (c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct policy_principal p;
 
         principal(&cases[c], &p);
-        for (k = 0; k < REC_KIND_COUNT; k++) {
-            enum policy_relation rel;
-            uint32_t mask;
-            int has = policy_rule(cases[c].role, (enum record_kind)k, &rel, &mask) == 0;
+        for (a = 0; a < POLICY_ACTION_COUNT; a++)
+            for (k = 0; k < REC_KIND_COUNT; k++) {
+                enum policy_relation rel;
+                uint32_t mask;
+                int has = policy_rule_for(cases[c].role, (enum record_kind)k,
+                                          (enum policy_action)a, &rel, &mask) == 0;
 
-            check(&p, cases[c].related[k], (enum record_kind)k, has, has ? mask : 0, "related");
-            check(&p, cases[c].unrelated[k], (enum record_kind)k, 0, 0, "unrelated");
-            cells += 2;
-            allowed += has;
-        }
+                check_for(&p, cases[c].related[k], (enum record_kind)k, (enum policy_action)a,
+                          has, has ? mask : 0, "related");
+                check_for(&p, cases[c].unrelated[k], (enum record_kind)k, (enum policy_action)a,
+                          0, 0, "unrelated");
+                cells += 2;
+                allowed[a] += has;
+            }
     }
     /* the table is not empty, and not everything is allowed */
-    assert_true(allowed >= 10);
-    assert_true(cells > 2 * allowed);
+    assert_true(allowed[POLICY_READ] >= 10);
+    assert_true(allowed[POLICY_WRITE] >= 5);
+    assert_true(allowed[POLICY_EXPORT] >= 2);
+    assert_true(cells > 2 * (allowed[0] + allowed[1] + allowed[2]));
 }
 
 static void
@@ -215,11 +232,40 @@ test_masks_and_compartments(void **state)
     assert_false(mask & (1u << addr));
     assert_false(mask & (1u << birth));
     assert_true(mask & (1u << records_field_index(REC_STUDENT, "family_name")));
-    /* administrators and the DPO read no record */
+    /* administrators and the DPO read no record, and write none; the DPO
+     * exports none either (it approves, it does not request) */
     for (int k = 0; k < REC_KIND_COUNT; k++) {
         assert_int_equal(policy_rule(ROLE_ACADEMIE_ADMIN, (enum record_kind)k, &rel, &mask), -1);
         assert_int_equal(policy_rule(ROLE_DPO, (enum record_kind)k, &rel, &mask), -1);
+        assert_int_equal(policy_rule_for(ROLE_ACADEMIE_ADMIN, (enum record_kind)k, POLICY_WRITE,
+                                         &rel, &mask), -1);
+        assert_int_equal(policy_rule_for(ROLE_DPO, (enum record_kind)k, POLICY_EXPORT, &rel,
+                                         &mask), -1);
     }
+    /* only staff writes records, within its establishment; a guardian
+     * updates only its own contact details and creates nothing; teachers
+     * and pupils write nothing */
+    assert_true(policy_may_create(ROLE_STAFF, REC_STUDENT));
+    assert_true(policy_may_create(ROLE_STAFF, REC_GUARDIAN));
+    assert_true(policy_may_create(ROLE_STAFF, REC_GUARDIAN_LINK));
+    assert_true(policy_may_create(ROLE_STAFF, REC_CLASS));
+    assert_false(policy_may_create(ROLE_STAFF, REC_STAFF));
+    assert_false(policy_may_create(ROLE_STAFF, REC_ESTABLISHMENT));
+    assert_false(policy_may_create(ROLE_GUARDIAN, REC_GUARDIAN));
+    assert_int_equal(policy_rule_for(ROLE_GUARDIAN, REC_GUARDIAN, POLICY_WRITE, &rel, &mask), 0);
+    assert_int_equal(mask, (1u << records_field_index(REC_GUARDIAN, "phone")) |
+                           (1u << records_field_index(REC_GUARDIAN, "email")) |
+                           (1u << records_field_index(REC_GUARDIAN, "address")));
+    for (int k = 0; k < REC_KIND_COUNT; k++)
+        for (int a = POLICY_WRITE; a < POLICY_ACTION_COUNT; a++) {
+            assert_int_equal(policy_rule_for(ROLE_TEACHER, (enum record_kind)k,
+                                             (enum policy_action)a, &rel, &mask), -1);
+            assert_int_equal(policy_rule_for(ROLE_STUDENT, (enum record_kind)k,
+                                             (enum policy_action)a, &rel, &mask), -1);
+        }
+    /* an académie admin's export leaves the home address out */
+    assert_int_equal(policy_rule_for(ROLE_ACADEMIE_ADMIN, REC_STUDENT, POLICY_EXPORT, &rel, &mask), 0);
+    assert_false(mask & (1u << addr));
     /* another académie's establishment: denied even to its "staff" */
     principal(&cases[3], &p);
     memcpy(p.establishment, id[X1], sizeof p.establishment);
@@ -232,7 +278,8 @@ test_masks_and_compartments(void **state)
 
         policy_print(f);
         fclose(f);
-        assert_non_null(strstr(buf, "| teacher | student | teaches the class (the pupil's, for a pupil) | ine,family_name,given_names,email |"));
+        assert_non_null(strstr(buf, "| teacher | student | teaches the class (the pupil's, for a pupil) | ine,family_name,given_names,email | - | - |"));
+        assert_non_null(strstr(buf, "| staff | student | same establishment | all | all | all |"));
         free(buf);
     }
 }

@@ -198,6 +198,34 @@ test_field_mask_opens_only_asked(void **state)
     /* Fields outside the mask were never written into the output. */
     assert_int_equal(rec.value[records_field_index(REC_STUDENT, "given_names")][0], 'X');
     assert_int_equal(rec.value[records_field_index(REC_STUDENT, "birth_date")][0], 'X');
+    /* the same in two steps over one read: the header opens nothing, the
+     * kept row opens the mask only, even after other reads in between */
+    {
+        static struct record other;
+        char id2[RECORD_ID_HEX + 1];
+
+        add_student(f, f->est, "0999000006X", "GRAND", "Paul", id2);
+        seal_opens = 0;
+        memset(&rec, 'X', sizeof rec);
+        assert_int_equal(records_get_kept(f->r, REC_STUDENT, id, &rec, &em), CF_OK);
+        assert_int_equal(rec.present, 0);
+        assert_int_equal(seal_opens, 0);
+        assert_int_equal(records_get(f->r, REC_STUDENT, id2, RECORD_ALL_FIELDS, &other, &em), CF_OK);
+        seal_opens = 0;
+        assert_int_equal(records_open_kept(f->r, mask, &rec, &em), CF_OK);
+        assert_int_equal(seal_opens, 1);
+        assert_int_equal(rec.present, mask);
+        assert_string_equal(rec.value[1], "PETIT");
+        assert_int_equal(rec.value[records_field_index(REC_STUDENT, "given_names")][0], 'X');
+        /* another record kept since: refused, nothing opened */
+        assert_int_equal(records_get_kept(f->r, REC_STUDENT, id2, &other, &em), CF_OK);
+        seal_opens = 0;
+        assert_int_equal(records_open_kept(f->r, mask, &rec, &em), CF_ERR_INPUT);
+        assert_int_equal(seal_opens, 0);
+        assert_int_equal(records_get_kept(f->r, REC_STUDENT, "00000000000000000000000000000000",
+                                          &other, &em), CF_ERR_NOTFOUND);
+        assert_int_equal(records_open_kept(f->r, mask, &other, &em), CF_ERR_INPUT);
+    }
 }
 
 static void
@@ -634,6 +662,106 @@ test_guardian_links(void **state)
         .parent = { g, s1 }, .value = { "mère" } }, l, &em), CF_ERR_EXISTS);
 }
 
+/* records_update: fields set, cleared and kept; blind indexes follow; a
+ * pupil changes class within its establishment only; bad input and a
+ * taken INE change nothing; links are deleted, nothing else is. */
+static void
+test_update_and_delete(void **state)
+{
+    struct fx *f = *state;
+    struct cf_errmsg em = { "" };
+    char s1[RECORD_ID_HEX + 1], s2[RECORD_ID_HEX + 1], c2[RECORD_ID_HEX + 1],
+         cx[RECORD_ID_HEX + 1], g[RECORD_ID_HEX + 1], l[RECORD_ID_HEX + 1];
+    int email = records_field_index(REC_STUDENT, "email");
+    int addr = records_field_index(REC_STUDENT, "address");
+    int ine = records_field_index(REC_STUDENT, "ine");
+    struct record_edit ed;
+    long rows;
+
+    add_student(f, f->est, "0999000015G", "DURAND", "Sacha", s1);
+    add_student(f, f->est, "0999000016H", "MARTIN", "Léo", s2);
+    add_ok(f->r, &(struct record_add){ .kind = REC_CLASS, .parent = { f->est, NULL },
+                                       .value = { "6B" } }, c2);
+    add_ok(f->r, &(struct record_add){ .kind = REC_CLASS, .parent = { f->est2, NULL },
+                                       .value = { "2A" } }, cx);
+    /* set an e-mail, clear the address, move to 6B */
+    memset(&ed, 0, sizeof ed);
+    ed.kind = REC_STUDENT;
+    ed.id = s1;
+    ed.set = 1u << email;
+    ed.value[email] = "Sacha.Durand@E.invalid";
+    ed.clear = 1u << addr;
+    ed.set_parent1 = 1;
+    ed.parent1 = c2;
+    assert_int_equal(records_update(f->r, &ed, &em), CF_OK);
+    assert_int_equal(records_get(f->r, REC_STUDENT, s1, RECORD_ALL_FIELDS, &rec, &em), CF_OK);
+    assert_string_equal(rec.value[email], "sacha.durand@e.invalid");
+    assert_false(rec.present & (1u << addr));
+    assert_string_equal(rec.value[records_field_index(REC_STUDENT, "family_name")], "DURAND");
+    assert_string_equal(rec.parent[1], c2);
+    /* the new e-mail is found through its blind index; the INE still is */
+    assert_int_equal(records_find(f->r, REC_STUDENT, "email", "sacha.durand@e.invalid", 0, &rec, &em), CF_OK);
+    assert_string_equal(rec.id, s1);
+    assert_int_equal(records_find(f->r, REC_STUDENT, "ine", "0999000015G", 0, &rec, &em), CF_OK);
+    /* out of the class */
+    memset(&ed, 0, sizeof ed);
+    ed.kind = REC_STUDENT;
+    ed.id = s1;
+    ed.set_parent1 = 1;
+    assert_int_equal(records_update(f->r, &ed, &em), CF_OK);
+    assert_int_equal(records_get(f->r, REC_STUDENT, s1, 0, &rec, &em), CF_OK);
+    assert_string_equal(rec.parent[1], "");
+    /* refused, nothing changed: another establishment's class, a bad INE
+     * check letter, a taken INE, a required field cleared, an unknown id */
+    rows = row_count(f);
+    ed.parent1 = cx;
+    assert_int_equal(records_update(f->r, &ed, &em), CF_ERR_INPUT);
+    assert_non_null(strstr(em.msg, "another establishment"));
+    memset(&ed, 0, sizeof ed);
+    ed.kind = REC_STUDENT;
+    ed.id = s1;
+    ed.set = 1u << ine;
+    ed.value[ine] = "0999000015H";
+    assert_int_equal(records_update(f->r, &ed, &em), CF_ERR_INPUT);
+    assert_null(strstr(em.msg, "0999000015H"));
+    ed.value[ine] = "0999000016H";
+    assert_int_equal(records_update(f->r, &ed, &em), CF_ERR_EXISTS);
+    ed.set = 0;
+    ed.clear = 1u << ine;
+    assert_int_equal(records_update(f->r, &ed, &em), CF_ERR_INPUT);
+    ed.clear = 0;
+    ed.set = 1u << email;
+    ed.value[email] = "x@e.invalid";
+    ed.id = "00000000000000000000000000000000";
+    assert_int_equal(records_update(f->r, &ed, &em), CF_ERR_NOTFOUND);
+    ed.kind = REC_CLASS;
+    ed.id = f->cls;
+    ed.set_parent1 = 1;
+    assert_int_equal(records_update(f->r, &ed, &em), CF_ERR_INPUT);
+    assert_int_equal(row_count(f), rows);
+    assert_int_equal(records_get(f->r, REC_STUDENT, s1, RECORD_ALL_FIELDS, &rec, &em), CF_OK);
+    assert_string_equal(rec.value[ine], "0999000015G");
+    assert_string_equal(rec.value[email], "sacha.durand@e.invalid");
+    /* a class renamed */
+    memset(&ed, 0, sizeof ed);
+    ed.kind = REC_CLASS;
+    ed.id = c2;
+    ed.set = 1;
+    ed.value[0] = "6B bis";
+    assert_int_equal(records_update(f->r, &ed, &em), CF_OK);
+    assert_int_equal(records_get(f->r, REC_CLASS, c2, RECORD_ALL_FIELDS, &rec, &em), CF_OK);
+    assert_string_equal(rec.value[0], "6B bis");
+    /* links are deleted; nothing else is */
+    add_ok(f->r, &(struct record_add){ .kind = REC_GUARDIAN, .compartment = "10",
+        .value = { "DURAND", "Karine", NULL, NULL, NULL } }, g);
+    add_ok(f->r, &(struct record_add){ .kind = REC_GUARDIAN_LINK, .parent = { g, s1 },
+                                       .value = { "mère" } }, l);
+    assert_int_equal(records_delete(f->r, REC_STUDENT, s1, &em), CF_ERR_INPUT);
+    assert_int_equal(records_delete(f->r, REC_GUARDIAN_LINK, l, &em), CF_OK);
+    assert_int_equal(records_delete(f->r, REC_GUARDIAN_LINK, l, &em), CF_ERR_NOTFOUND);
+    assert_int_equal(records_get(f->r, REC_GUARDIAN_LINK, l, 0, &rec, &em), CF_ERR_NOTFOUND);
+}
+
 int
 main(void)
 {
@@ -649,6 +777,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guardian_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_and_delete, setup, teardown),
         cmocka_unit_test(test_bulk_duplicate_fails_whole_import),
     };
 
