@@ -1394,6 +1394,13 @@ static const struct http_route routes[] = {
     { "GET",    "/api/v1/establishments/*", 0,                      h_establishment, "establishment" },
 };
 
+const struct http_route *
+api_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
+
 /* ---- serving ---------------------------------------------------------- */
 
 static uint64_t
@@ -1513,6 +1520,10 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     }
     if ((rc = http_start(&ho, &api.http, em)) != CF_OK)
         goto out;
+    if (o->started != NULL && (rc = o->started(o->started_arg, em)) != CF_OK) {
+        http_stop(api.http);
+        goto out;
+    }
     if (http_metric_gauge_fn(api.http, "coffre_audit_queue_depth",
                              "Audit entries waiting for the writer", audit_depth, api.audit) != CF_OK)
         log_warnx("metrics: cannot register the audit queue gauge");

@@ -31,11 +31,20 @@ struct api_opts {
     /* Throttling (0: the defaults of docs/signin.md). */
     uint32_t addr_free_failures;
     struct guard_opts guard;             /* from guard_opts_default, then flags */
+    /* Called once the socket is bound, the threads started and every
+     * file open, before "serving" is logged (the privilege drop and the
+     * seccomp filter: sandbox.h); an error stops the server.  NULL: none. */
+    enum cf_err (*started)(void *arg, struct cf_errmsg *em);
+    void *started_arg;
 };
 
 /* Serves until SIGTERM or SIGINT, then drains and returns.  Takes the
  * data directory's lock: one server per data directory, and no audited
  * CLI command while it runs. */
 enum cf_err api_serve(const struct api_opts *o, struct cf_errmsg *em) WARN_UNUSED;
+
+/* The route table (`coffre routes`, tests): *n entries, static. */
+struct http_route;
+const struct http_route *api_routes(size_t *n);
 
 #endif

@@ -203,6 +203,13 @@ static const struct http_route builtins[] = {
 };
 #define NBUILTINS (sizeof builtins / sizeof builtins[0])
 
+const struct http_route *
+http_builtin_routes(size_t *n)
+{
+    *n = NBUILTINS;
+    return builtins;
+}
+
 /* ---- small helpers ------------------------------------------------------ */
 
 static int

@@ -26,11 +26,13 @@
 #include "audit.h"
 #include "demo.h"
 #include "guard.h"
+#include "http.h"
 #include "ids.h"
 #include "keyring.h"
 #include "log.h"
 #include "policy.h"
 #include "records.h"
+#include "sandbox.h"
 #include "banned.h"
 
 #define EXIT_USAGE 2
@@ -1218,6 +1220,63 @@ parse_guard(const struct cmd_args *a, struct guard_opts *g)
     return 0;
 }
 
+/* --user and --seccomp (sandbox.h): decided before serving, applied by
+ * api_serve once the socket is bound and every file open. */
+struct serve_sandbox {
+    struct sandbox_user user;
+    int drop;
+    enum sandbox_mode mode;
+};
+
+static enum cf_err
+serve_started(void *arg, struct cf_errmsg *em)
+{
+    const struct serve_sandbox *sb = arg;
+    enum cf_err rc;
+
+    if (sb->drop) {
+        if ((rc = sandbox_drop(&sb->user, em)) != CF_OK)
+            return rc;
+        log_kv(LOG_INFO, "privileges dropped", "user", sb->user.name, (const char *)NULL);
+    }
+    return sandbox_seccomp(sb->mode, em);
+}
+
+/* Root with --user: the data directory, the keyring and its directory
+ * (rewritten at each checkpoint) must be the user's; serve.lock is. */
+static int
+serve_sandbox_setup(const struct cmd_args *a, const struct api_opts *o, struct serve_sandbox *sb)
+{
+    struct cf_errmsg em = { "" };
+    const char *user = opt(a, "user");
+    char path[4096], *slash;
+    enum cf_err rc;
+
+    if (sandbox_mode_parse(opt(a, "seccomp") != NULL ? opt(a, "seccomp") : "kill", &sb->mode) != 0)
+        return usage_error(a->cmd, "--seccomp: kill (the default), log or off");
+    if (user != NULL && (rc = sandbox_user_lookup(user, &sb->user, &em)) != CF_OK)
+        return fail(a, rc, &em);
+    if ((rc = sandbox_check_root(user != NULL ? &sb->user : NULL, &sb->drop, &em)) != CF_OK)
+        return fail(a, rc, &em);
+    if (!sb->drop)
+        return 0;
+    if ((rc = sandbox_check_owner(o->data_dir, 1, &sb->user, &em)) != CF_OK)
+        return fail(a, rc, &em);
+    if (o->keyring_path != NULL) {
+        snprintf(path, sizeof path, "%s", o->keyring_path);
+        slash = strrchr(path, '/');
+        if (slash != NULL)
+            *(slash == path ? slash + 1 : slash) = '\0';
+        if ((rc = sandbox_check_owner(o->keyring_path, 0, &sb->user, &em)) != CF_OK ||
+            (rc = sandbox_check_owner(slash != NULL ? path : ".", 0, &sb->user, &em)) != CF_OK)
+            return fail(a, rc, &em);
+    }
+    snprintf(path, sizeof path, "%s/serve.lock", o->data_dir);
+    if ((rc = sandbox_give(path, &sb->user, &em)) != CF_OK)
+        return fail(a, rc, &em);
+    return 0;
+}
+
 /* A checkpoint rewrites the keyring (the epoch advances) with two fsyncs:
  * under load the time bound (1 s) sets the pace, not a count of entries. */
 #define SERVE_CHECKPOINT_ENTRIES 100000
@@ -1227,6 +1286,7 @@ cmd_serve(struct cmd_args *a)
 {
     struct api_opts o = { 0 };
     struct cf_errmsg em = { "" };
+    struct serve_sandbox sb;
     const char *proxies[MAX_REPEAT + 1];
     unsigned long long threads, workers, queue, t, m_kib, idle, absolute, bits, insecure;
     unsigned long long ck_entries, ck_ms, dry;
@@ -1277,8 +1337,66 @@ cmd_serve(struct cmd_args *a)
     o.password_min_bits = (unsigned)bits;
     o.audit.checkpoint_entries = (unsigned)ck_entries;
     o.audit.checkpoint_ms = (unsigned)ck_ms;
+    memset(&sb, 0, sizeof sb);
+    if ((x = serve_sandbox_setup(a, &o, &sb)) != 0)
+        return x;
+    o.started = serve_started;
+    o.started_arg = &sb;
     rc = api_serve(&o, &em);
     return rc == CF_OK ? 0 : fail(a, rc, &em);
+}
+
+/* ---- routes, sandbox-selftest ------------------------------------------ */
+
+static int
+print_routes(const struct http_route *r, size_t n)
+{
+    static const struct { unsigned bit; const char *name; } names[] = {
+        { HTTP_PREAUTH, "preauth" }, { HTTP_JSON_BODY, "json_body" },
+        { HTTP_FORM_BODY, "form_body" },
+    };
+    size_t i, k;
+
+    for (i = 0; i < n; i++) {
+        json_t *flags = json_array(), *o;
+        char *s;
+
+        for (k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (r[i].flags & names[k].bit)
+                json_array_append_new(flags, json_string(names[k].name));
+        o = json_pack("{s:s,s:s,s:o}", "method", r[i].method, "path", r[i].path, "flags", flags);
+        s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (s == NULL)
+            return -1;
+        printf("%s\n", s);
+        free(s);
+    }
+    return 0;
+}
+
+static int
+cmd_routes(struct cmd_args *a)
+{
+    const struct http_route *r;
+    size_t n;
+
+    (void)a;
+    r = http_builtin_routes(&n);
+    if (print_routes(r, n) != 0)
+        return EXIT_FAILURE;
+    r = api_routes(&n);
+    return print_routes(r, n) != 0 ? EXIT_FAILURE : 0;
+}
+
+static int
+cmd_sandbox_selftest(struct cmd_args *a)
+{
+    enum sandbox_mode m;
+
+    if (sandbox_mode_parse(opt(a, "seccomp") != NULL ? opt(a, "seccomp") : "kill", &m) != 0)
+        return usage_error(a->cmd, "--seccomp: kill (the default), log or off");
+    return sandbox_selftest(m, opt(a, "call") != NULL ? opt(a, "call") : "ptrace");
 }
 
 /* ---- audit ------------------------------------------------------------ */
@@ -1397,7 +1515,8 @@ static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 
     { "session-idle", 0 }, { "session-absolute", 0 }, { "password-min-bits", 0 },
     { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { "guard-dry-run", 0 },
     { "guard-budgets", 0 }, { "guard-address-budget", 0 }, { "guard-miss-weight", 0 },
-    { "guard-block-s", 0 }, { NULL, 0 } };
+    { "guard-block-s", 0 }, { "user", 0 }, { "seccomp", 0 }, { NULL, 0 } };
+static const struct opt o_selftest[] = { { "seccomp", 0 }, { "call", 0 }, { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
     { "out", 0 }, { NULL, 0 } };
@@ -1422,7 +1541,8 @@ static const struct cmd commands[] = {
       "       [--hash-queue N] [--hash-t N] [--hash-m-kib N] [--session-idle S]\n"
       "       [--session-absolute S] [--password-min-bits N] [--audit-checkpoint-entries N]\n"
       "       [--audit-checkpoint-ms MS] [--guard-dry-run 1] [--guard-budgets ROLE=S/L,...]\n"
-      "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]",
+      "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]\n"
+      "       [--user NAME] [--seccomp kill|log|off]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
       "requests in flight, writes the audit trail's final checkpoint and exits 0.\n"
       "Plain HTTP is refused on a non-loopback address unless --insecure-http 1.\n"
@@ -1432,8 +1552,23 @@ static const struct cmd commands[] = {
       "queue 256; sessions idle 30 min, absolute 12 h; passwords >= 50 bits.  The\n"
       "audit trail signs a checkpoint (and advances its epoch) every 1 s or 100,000\n"
       "entries, whichever comes first.  The guard's budgets (distinct people read per\n"
-      "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n" DATA_HELP,
+      "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n"
+      "Refuses to run as root unless --user NAME (the data directory's owner): it\n"
+      "becomes NAME once the socket is bound and the files open.  Then a seccomp\n"
+      "allow-list is installed: a forbidden system call kills the process (SIGSYS),\n"
+      "or with --seccomp log is logged and fails; --seccomp off: no filter\n"
+      "(diagnosis).  docs/hardening.md.\n" DATA_HELP,
       o_serve, 0, cmd_serve },
+    { "routes", "", "Prints the HTTP route table, one JSON object per line:\n"
+      "{\"method\", \"path\" (a final '*' matches any rest), \"flags\"}.",
+      NULL, 0, cmd_routes },
+    { "sandbox-selftest", "[--seccomp kill|log|off] [--call NAME]",
+      "Installs serve's seccomp filter with a thread already running, checks that\n"
+      "allowed calls work, then makes one forbidden call from that thread: ptrace\n"
+      "(default), execve, mount, setuid, fork, wx-mmap or packet-socket.  kill: the\n"
+      "process dies of SIGSYS; log: the call fails with ENOSYS and a log line on\n"
+      "stderr names it (exit 0).  For tests and for checking a new kernel or libc.",
+      o_selftest, 0, cmd_sandbox_selftest },
     { "audit verify", DATA_USAGE " [--initial-seed FILE]",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"
       "checkpoint, the chain of epoch keys, and that no checkpoint is missing.  With\n"
