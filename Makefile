@@ -35,7 +35,7 @@ SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 BENCHES  := bench_seal bench_import bench_audit
 
-.PHONY: all run test unit asan e2e e2e-asan bench bench-deps deps test-deps clean
+.PHONY: all run test unit asan e2e e2e-asan bench bench-deps deps test-deps clean lint
 all: $(BUILD)/coffre
 
 deps:
@@ -86,6 +86,19 @@ test: test-deps
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory e2e-asan
 	@$(MAKE) --no-print-directory fuzz-replay
+	@$(MAKE) --no-print-directory fuzz-short
+	@$(MAKE) --no-print-directory lint
+
+# Static analysis (docs/testing.md): cppcheck, then clang-tidy with the
+# checks and the reasons of .clang-tidy; any finding fails.
+LINT_DEFS := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Isrc -I$(BUILD)
+lint: $(BUILD)/sql_sqlite.c
+	cppcheck --quiet --std=c11 --enable=warning,portability --inline-suppr --error-exitcode=1 \
+	    -D__GNUC__ -D_DEFAULT_SOURCE -Isrc --suppress=missingIncludeSystem src/*.c
+	@fail=0; for f in src/*.c; do \
+	    clang-tidy --quiet $$f -- $(LINT_DEFS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	        2>/dev/null || fail=1; \
+	done; [ $$fail -eq 0 ] && echo "lint: cppcheck and clang-tidy clean over src/"
 
 run: deps
 	@$(MAKE) --no-print-directory all
