@@ -334,6 +334,19 @@ rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
     return seccomp_rule_add_array(ctx, action, nr, n, cmp);
 }
 
+/* libseccomp's SCMP_An() leave datum_b out: clang's -Wextra objects */
+static struct scmp_arg_cmp
+arg(unsigned n, enum scmp_compare op, uint64_t a, uint64_t b)
+{
+    struct scmp_arg_cmp c;
+
+    c.arg = n;
+    c.op = op;
+    c.datum_a = a;
+    c.datum_b = b;
+    return c;
+}
+
 static int
 allow_if(scmp_filter_ctx ctx, const char *name, struct scmp_arg_cmp c)
 {
@@ -359,17 +372,17 @@ add_rules(scmp_filter_ctx ctx)
 #else
     /* threads only: no fork, so nothing to exec either */
     if (r == 0)
-        r = allow_if(ctx, "clone", SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+        r = allow_if(ctx, "clone", arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     /* naming a thread or a mapping; nothing that changes the process */
     if (r == 0)
-        r = allow_if(ctx, "prctl", SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+        r = allow_if(ctx, "prctl", arg(0, SCMP_CMP_EQ, PR_SET_NAME, 0));
     if (r == 0)
-        r = allow_if(ctx, "prctl", SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
+        r = allow_if(ctx, "prctl", arg(0, SCMP_CMP_EQ, PR_GET_NAME, 0));
     if (r == 0)
-        r = allow_if(ctx, "prctl", SCMP_A0(SCMP_CMP_EQ, PR_SET_VMA));
+        r = allow_if(ctx, "prctl", arg(0, SCMP_CMP_EQ, PR_SET_VMA, 0));
     /* a signal to our own threads only (abort, raise) */
     if (r == 0)
-        r = allow_if(ctx, "tgkill", SCMP_A0(SCMP_CMP_EQ, (uint64_t)getpid()));
+        r = allow_if(ctx, "tgkill", arg(0, SCMP_CMP_EQ, (uint64_t)getpid(), 0));
 #endif
     /* clone3 passes its flags in memory a filter cannot read: ENOSYS
      * makes glibc fall back to clone, which is checked above */
@@ -378,35 +391,35 @@ add_rules(scmp_filter_ctx ctx)
     /* memory is writable or executable, never both, and nothing already
      * mapped becomes executable (what MemoryDenyWriteExecute= does) */
     if (r == 0)
-        r = allow_if(ctx, "mmap", SCMP_A2(SCMP_CMP_MASKED_EQ, wx, 0));
+        r = allow_if(ctx, "mmap", arg(2, SCMP_CMP_MASKED_EQ, wx, 0));
     if (r == 0)
-        r = allow_if(ctx, "mmap", SCMP_A2(SCMP_CMP_MASKED_EQ, wx, PROT_WRITE));
+        r = allow_if(ctx, "mmap", arg(2, SCMP_CMP_MASKED_EQ, wx, PROT_WRITE));
     if (r == 0)
-        r = allow_if(ctx, "mmap", SCMP_A2(SCMP_CMP_MASKED_EQ, wx, PROT_EXEC));
+        r = allow_if(ctx, "mmap", arg(2, SCMP_CMP_MASKED_EQ, wx, PROT_EXEC));
     if (r == 0)
-        r = allow_if(ctx, "mprotect", SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        r = allow_if(ctx, "mprotect", arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     /* sockets: IP and local ones, and the routing table getaddrinfo reads */
     if (r == 0)
-        r = allow_if(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET));
+        r = allow_if(ctx, "socket", arg(0, SCMP_CMP_EQ, AF_INET, 0));
     if (r == 0)
-        r = allow_if(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+        r = allow_if(ctx, "socket", arg(0, SCMP_CMP_EQ, AF_INET6, 0));
     if (r == 0)
-        r = allow_if(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+        r = allow_if(ctx, "socket", arg(0, SCMP_CMP_EQ, AF_UNIX, 0));
     if (r == 0) {
-        struct scmp_arg_cmp nl[2] = { SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-                                      SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE) };
+        struct scmp_arg_cmp nl[2] = { arg(0, SCMP_CMP_EQ, AF_NETLINK, 0),
+                                      arg(2, SCMP_CMP_EQ, NETLINK_ROUTE, 0) };
 
         r = rule(ctx, SCMP_ACT_ALLOW, "socket", 2, nl);
     }
     if (r == 0)
-        r = allow_if(ctx, "socketpair", SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+        r = allow_if(ctx, "socketpair", arg(0, SCMP_CMP_EQ, AF_UNIX, 0));
     /* ioctl: bytes waiting, non-blocking, "is it a terminal" (stdio) */
     if (r == 0)
-        r = allow_if(ctx, "ioctl", SCMP_A1(SCMP_CMP_EQ, FIONREAD));
+        r = allow_if(ctx, "ioctl", arg(1, SCMP_CMP_EQ, FIONREAD, 0));
     if (r == 0)
-        r = allow_if(ctx, "ioctl", SCMP_A1(SCMP_CMP_EQ, FIONBIO));
+        r = allow_if(ctx, "ioctl", arg(1, SCMP_CMP_EQ, FIONBIO, 0));
     if (r == 0)
-        r = allow_if(ctx, "ioctl", SCMP_A1(SCMP_CMP_EQ, TCGETS));
+        r = allow_if(ctx, "ioctl", arg(1, SCMP_CMP_EQ, TCGETS, 0));
     return r;
 }
 
