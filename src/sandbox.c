@@ -447,7 +447,9 @@ sandbox_seccomp(enum sandbox_mode m, struct cf_errmsg *em)
     ctx = seccomp_init(deny);
     if (ctx == NULL)
         return cf_fail(em, CF_ERR_NOMEM, "seccomp: cannot start a filter");
-    if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) != 0 ||
+    /* a call through another ABI (x32, i386) kills the whole process */
+    if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) != 0 ||
+        (r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) != 0 ||
         (r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0 ||
         (r = add_rules(ctx)) != 0) {
         rc = cf_fail(em, CF_ERR_IO, "seccomp: cannot build the filter: %s", strerror(-r));
