@@ -2,7 +2,8 @@
 #
 #   make            build build/coffre
 #   make run        install deps, build, create demo data once, show how to use it
-#   make test       install deps, build, run every suite (unit and e2e, each also under ASan/UBSan; fuzz corpus)
+#   make test       install deps, build, run every suite (unit and e2e, each also under ASan/UBSan; fuzz corpus, 10 s per fuzzer, lint)
+#   make lint       cppcheck and clang-tidy over src/ (.clang-tidy)
 #   make asan       unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks in bench/ (prints tables)
 #   make deps       install the Debian packages the build and tests need
