@@ -16,6 +16,10 @@ bench_setup_data() {
 
 # bench_start_server EXTRA-ARGS...: sets PID and PORT
 bench_start_server() {
+    # serve refuses root without --user (docs/hardening.md): as root, serve as nobody
+    if [ "$(id -u)" = 0 ]; then
+        chmod 711 "$WORK" && chown -R nobody: "$WORK/data" && set -- "$@" --user nobody
+    fi
     "$BIN" serve --data "$WORK/data" --listen 127.0.0.1:0 "$@" 2>"$WORK/server.log" &
     PID=$!
     i=0

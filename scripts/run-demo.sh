@@ -54,4 +54,10 @@ The CLI works on '$data' when the server is stopped ('$bin --help').
 
 == serving on http://$listen (Ctrl-C stops; the audit trail is signed on exit)
 EOT
+# serve refuses root without --user (docs/hardening.md): as root, the demo
+# data goes to 'nobody' and the server drops to it once listening
+if [ "$(id -u)" = 0 ]; then
+    chown -R nobody: "$data"
+    exec "$bin" serve --data "$data" --listen "$listen" --user nobody
+fi
 exec "$bin" serve --data "$data" --listen "$listen"

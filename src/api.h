@@ -40,6 +40,11 @@ struct api_opts {
     struct mfa_policy mfa;
     const char *webauthn_rp_id;          /* NULL: "localhost" */
     const char *webauthn_origins;        /* comma-separated; NULL: http://localhost:PORT and http://127.0.0.1:PORT */
+    /* Called once the socket is bound, the threads started and every
+     * file open, before "serving" is logged (the privilege drop and the
+     * seccomp filter: sandbox.h); an error stops the server.  NULL: none. */
+    enum cf_err (*started)(void *arg, struct cf_errmsg *em);
+    void *started_arg;
 };
 
 /* Pupils in one approved export: the largest establishments have ~4,000;
@@ -47,10 +52,11 @@ struct api_opts {
 #define API_EXPORT_ROWS_DEFAULT 5000u
 #define API_EXPORT_ROWS_MAX     100000u
 
-/* The route table, one JSON object a line: method, pattern, name, flags,
- * auth (what a caller must have passed: none, session, partial, factor,
- * ready, admin, step-up, admin+step-up; docs/mfa.md). */
-void api_routes_print(FILE *f);
+/* The route table (http's builtins, then the API's), one JSON object a
+ * line: method, path, name, flags, auth (what a caller must have passed:
+ * none, session, partial, factor, ready, admin, step-up, admin+step-up;
+ * docs/mfa.md).  -1 when out of memory. */
+int api_routes_print(FILE *f);
 
 /* Serves until SIGTERM or SIGINT, then drains and returns.  Takes the
  * data directory's lock: one server per data directory, and no audited

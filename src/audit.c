@@ -1590,6 +1590,11 @@ audit_verify(const char *data_dir, const char *keyring_path,
     if ((rc = db_open(dpath, 0, &db, em)) != CF_OK)
         goto out;
     v1 = user_version(db);
+    if (v1 < 0) {
+        /* e.g. a read-only file system without the -wal and -shm files */
+        rc = cf_fail(em, CF_ERR_STORE, "audit '%s': cannot read: %s", dpath, sqlite3_errmsg(db));
+        goto out;
+    }
     if (v1 != AUDIT_SCHEMA) {
         rc = cf_fail(em, CF_ERR_STORE, "audit '%s': schema version %d, this coffre reads %d",
                      dpath, v1, AUDIT_SCHEMA);

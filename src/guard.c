@@ -94,6 +94,7 @@ map_init(struct map *m, size_t max)
 
     while (nb < max)
         nb <<= 1;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers; one pointer's size is meant */
     m->bucket = g_calloc(nb, sizeof *m->bucket);
     if (m->bucket == NULL)
         return CF_ERR_NOMEM;
@@ -511,6 +512,7 @@ block_remove(struct guard *g, struct block *b)
 static void
 blocks_purge(struct guard *g, int64_t now)
 {
+    /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): block_remove unlinks b before freeing it; the loop rereads block_first */
     while (g->block_first != NULL && g->block_first->until_ms <= now)
         block_remove(g, g->block_first);
 }
@@ -817,7 +819,7 @@ opts_check(const struct guard_opts *o, struct cf_errmsg *em)
         o->max_entries < biggest + 1 + o->address.long_max + 1)
         return cf_fail(em, CF_ERR_INPUT,
                        "guard: entries must be %llu (largest budgets + 2) to %u",
-                       (unsigned long long)(biggest + 2 + o->address.long_max),
+                       (unsigned long long)biggest + 2 + o->address.long_max,
                        (unsigned)GUARD_ENTRIES_MAX);
     return CF_OK;
 }

@@ -120,6 +120,9 @@ enum cf_err http_start(const struct http_opts *o, struct http_server **out,
 /* The bound TCP port (useful with port 0). */
 unsigned http_port(const struct http_server *s);
 
+/* The built-in routes (/healthz, /metrics) every server adds: *n, static. */
+const struct http_route *http_builtin_routes(size_t *n);
+
 /* Installs handlers for SIGTERM and SIGINT (a self-pipe: the handler writes
  * one byte, so it works whichever thread takes the signal), blocks until
  * one arrives, restores the previous handlers (a second signal then acts

@@ -27,18 +27,20 @@
 #include "audit.h"
 #include "demo.h"
 #include "guard.h"
+#include "http.h"
 #include "ids.h"
 #include "keyring.h"
 #include "log.h"
 #include "mfa.h"
 #include "policy.h"
 #include "records.h"
+#include "sandbox.h"
 #include "banned.h"
 
 #define EXIT_USAGE 2
 /* Options one command may have (serve has the most); checked at start-up
  * for every command, so a longer table fails loudly, not out of bounds. */
-#define MAX_OPTS 32
+#define MAX_OPTS 48
 #define MAX_REPEAT KEYRING_MAX_COMPARTMENTS
 
 /* ---- option parsing --------------------------------------------------- */
@@ -1485,11 +1487,60 @@ parse_mfa(const struct cmd_args *a, struct api_opts *o)
     return 0;
 }
 
-static int
-cmd_routes(struct cmd_args *a)
+/* --user and --seccomp (sandbox.h): decided before serving, applied by
+ * api_serve once the socket is bound and every file open. */
+struct serve_sandbox {
+    struct sandbox_user user;
+    int drop;
+    enum sandbox_mode mode;
+};
+
+static enum cf_err
+serve_started(void *arg, struct cf_errmsg *em)
 {
-    (void)a;
-    api_routes_print(stdout);
+    const struct serve_sandbox *sb = arg;
+    enum cf_err rc;
+
+    if (sb->drop) {
+        if ((rc = sandbox_drop(&sb->user, em)) != CF_OK)
+            return rc;
+        log_kv(LOG_INFO, "privileges dropped", "user", sb->user.name, (const char *)NULL);
+    }
+    return sandbox_seccomp(sb->mode, em);
+}
+
+/* Root with --user: the data directory, the keyring and its directory
+ * (rewritten at each checkpoint) must be the user's; serve.lock is. */
+static int
+serve_sandbox_setup(const struct cmd_args *a, const struct api_opts *o, struct serve_sandbox *sb)
+{
+    struct cf_errmsg em = { "" };
+    const char *user = opt(a, "user");
+    char path[4096], *slash;
+    enum cf_err rc;
+
+    if (sandbox_mode_parse(opt(a, "seccomp") != NULL ? opt(a, "seccomp") : "kill", &sb->mode) != 0)
+        return usage_error(a->cmd, "--seccomp: kill (the default), log or off");
+    if (user != NULL && (rc = sandbox_user_lookup(user, &sb->user, &em)) != CF_OK)
+        return fail(a, rc, &em);
+    if ((rc = sandbox_check_root(user != NULL ? &sb->user : NULL, &sb->drop, &em)) != CF_OK)
+        return fail(a, rc, &em);
+    if (!sb->drop)
+        return 0;
+    if ((rc = sandbox_check_owner(o->data_dir, 1, &sb->user, &em)) != CF_OK)
+        return fail(a, rc, &em);
+    if (o->keyring_path != NULL) {
+        snprintf(path, sizeof path, "%s", o->keyring_path);
+        slash = strrchr(path, '/');
+        if (slash != NULL)
+            *(slash == path ? slash + 1 : slash) = '\0';
+        if ((rc = sandbox_check_owner(o->keyring_path, 0, &sb->user, &em)) != CF_OK ||
+            (rc = sandbox_check_owner(slash != NULL ? path : ".", 0, &sb->user, &em)) != CF_OK)
+            return fail(a, rc, &em);
+    }
+    snprintf(path, sizeof path, "%s/serve.lock", o->data_dir);
+    if ((rc = sandbox_give(path, &sb->user, &em)) != CF_OK)
+        return fail(a, rc, &em);
     return 0;
 }
 
@@ -1502,6 +1553,7 @@ cmd_serve(struct cmd_args *a)
 {
     struct api_opts o = { 0 };
     struct cf_errmsg em = { "" };
+    struct serve_sandbox sb;
     const char *proxies[MAX_REPEAT + 1];
     unsigned long long threads, workers, queue, t, m_kib, idle, absolute, bits, insecure;
     unsigned long long ck_entries, ck_ms, dry, export_rows;
@@ -1558,8 +1610,32 @@ cmd_serve(struct cmd_args *a)
     o.audit.checkpoint_ms = (unsigned)ck_ms;
     if ((x = parse_mfa(a, &o)) != 0)
         return x;
+    memset(&sb, 0, sizeof sb);
+    if ((x = serve_sandbox_setup(a, &o, &sb)) != 0)
+        return x;
+    o.started = serve_started;
+    o.started_arg = &sb;
     rc = api_serve(&o, &em);
     return rc == CF_OK ? 0 : fail(a, rc, &em);
+}
+
+/* ---- routes, sandbox-selftest ------------------------------------------ */
+
+static int
+cmd_routes(struct cmd_args *a)
+{
+    (void)a;
+    return api_routes_print(stdout) != 0 ? EXIT_FAILURE : 0;
+}
+
+static int
+cmd_sandbox_selftest(struct cmd_args *a)
+{
+    enum sandbox_mode m;
+
+    if (sandbox_mode_parse(opt(a, "seccomp") != NULL ? opt(a, "seccomp") : "kill", &m) != 0)
+        return usage_error(a->cmd, "--seccomp: kill (the default), log or off");
+    return sandbox_selftest(m, opt(a, "call") != NULL ? opt(a, "call") : "ptrace");
 }
 
 /* ---- audit ------------------------------------------------------------ */
@@ -1683,7 +1759,9 @@ static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 
     { "guard-block-s", 0 }, { "mfa-required-roles", 0 }, { "mfa-admin-webauthn", 0 },
     { "mfa-step-up-min", 0 }, { "webauthn-rp-id", 0 }, { "webauthn-origin", 0 },
     { "guard-window-short-s", 0 }, { "guard-window-long-s", 0 },
-    { "alert-webhook", 0 }, { "export-max-rows", 0 }, { NULL, 0 } };
+    { "alert-webhook", 0 }, { "export-max-rows", 0 },
+    { "user", 0 }, { "seccomp", 0 }, { NULL, 0 } };
+static const struct opt o_selftest[] = { { "seccomp", 0 }, { "call", 0 }, { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
     { "out", 0 }, { NULL, 0 } };
@@ -1712,7 +1790,7 @@ static const struct cmd commands[] = {
       "       [--mfa-required-roles ROLE,...|none] [--mfa-admin-webauthn 1] [--mfa-step-up-min N]\n"
       "       [--webauthn-rp-id HOST] [--webauthn-origin URL[,URL...]]\n"
       "       [--guard-window-short-s S] [--guard-window-long-s S] [--alert-webhook URL]\n"
-      "       [--export-max-rows N]",
+      "       [--export-max-rows N] [--user NAME] [--seccomp kill|log|off]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
       "requests in flight, writes the audit trail's final checkpoint and exits 0.\n"
       "Plain HTTP is refused on a non-loopback address unless --insecure-http 1.\n"
@@ -1729,11 +1807,23 @@ static const struct cmd commands[] = {
       "the most pupils one approved export may hold (default 5,000).\n"
       "Second factors (docs/mfa.md): required for teacher, staff, academie_admin, dpo\n"
       "and service; step-up within 10 min for incident commands and export approvals;\n"
-      "WebAuthn relying party 'localhost' with this server's loopback origins unless given.\n" DATA_HELP,
+      "WebAuthn relying party 'localhost' with this server's loopback origins unless given.\n"
+      "Refuses to run as root unless --user NAME (the data directory's owner): it\n"
+      "becomes NAME once the socket is bound and the files open.  Then a seccomp\n"
+      "allow-list is installed: a forbidden system call kills the process (SIGSYS),\n"
+      "or with --seccomp log is logged and fails; --seccomp off: no filter\n"
+      "(diagnosis).  docs/hardening.md.\n" DATA_HELP,
       o_serve, 0, cmd_serve },
     { "routes", "", "Prints the HTTP route table, one JSON object a line: method, pattern,\n"
       "name, flags and what a caller must have passed (auth: none, session, partial,\n"
       "factor, ready, admin, step-up, admin+step-up; docs/mfa.md).", NULL, 0, cmd_routes },
+    { "sandbox-selftest", "[--seccomp kill|log|off] [--call NAME]",
+      "Installs serve's seccomp filter with a thread already running, checks that\n"
+      "allowed calls work, then makes one forbidden call from that thread: ptrace\n"
+      "(default), execve, mount, setuid, fork, wx-mmap or packet-socket.  kill: the\n"
+      "process dies of SIGSYS; log: the call fails with ENOSYS and a log line on\n"
+      "stderr names it (exit 0).  For tests and for checking a new kernel or libc.",
+      o_selftest, 0, cmd_sandbox_selftest },
     { "audit verify", DATA_USAGE " [--initial-seed FILE]",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"
       "checkpoint, the chain of epoch keys, and that no checkpoint is missing.  With\n"

@@ -95,6 +95,7 @@ pwhash_start(const struct pwhash_opts *o, struct pwhash_pool **out,
         return cf_fail(em, CF_ERR_INPUT, "pwhash: workers 1..%d, queue 1..%d, t >= 1, memory >= 8 KiB",
                        PWHASH_MAX_WORKERS, PWHASH_MAX_QUEUE);
     }
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers; one pointer's size is meant */
     p->ring = calloc(p->cap, sizeof *p->ring);
     if (p->ring == NULL) {
         free(p);

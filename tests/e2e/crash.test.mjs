@@ -1,6 +1,6 @@
 // crash.test.mjs - kill -9 at random moments during a mixed stream of
-// writes (activations, sign-ins, password changes, provisioning through
-// the admin API), 30 times.  After each kill: SQLite's integrity check
+// writes (activations, sign-ins, password changes, provisioning and
+// incident commands through the admin API), 30 times.  After each kill: SQLite's integrity check
 // passes, `coffre audit verify` passes, and every write whose answer the
 // client received is there (the test keeps its own ledger).  Bounded:
 // 30 rounds of at most ~1 s of traffic each, loopback only.
@@ -35,6 +35,7 @@ test('kill -9 thirty times during mixed writes: integrity, audit and every ackno
   const busy = new Set();              // logins a worker is using: one at a time, so the ledger is exact
   const provisioned = new Set();       // account ids the admin API acknowledged
   let adminCookie = null, adminPending = true, kills = 0, acked = 0;
+  let revokesAcked = 0, lastRevokeSentS = 0;  // incidents/revoke-sessions the API acknowledged
 
   for (let round = 0; round < 30; round++) {
     const srv = await startServer(t, data, FAST_HASH);
@@ -54,7 +55,7 @@ test('kill -9 thirty times during mixed writes: integrity, audit and every ackno
       const from = `127.0.51.${w + 1}`;
       while (!stop) {
         try {
-          const kind = randomInt(4);
+          const kind = randomInt(5);
           if (kind === 0 && pending.length) {                   // activation
             const [login, code] = pending.pop();
             const pw = `${STRONG} ${login}`;
@@ -88,6 +89,11 @@ test('kill -9 thirty times during mixed writes: integrity, audit and every ackno
             const r = await request(srv.port, 'POST', '/api/v1/accounts',
               { body: { role: 'academie_admin', login: `admin.${round}.${w}.${randomInt(1e6)}` }, cookie: adminCookie, from });
             if (r.status === 201) { provisioned.add(r.json.account.id); acked++; }
+          } else if (kind === 4 && adminCookie) {               // an incident command (one transaction)
+            const sentS = Math.floor(Date.now() / 1000);
+            const r = await request(srv.port, 'POST', '/api/v1/incidents/revoke-sessions',
+              { body: { establishment: '0990000M' }, cookie: adminCookie, from });
+            if (r.status === 200) { revokesAcked++; lastRevokeSentS = Math.max(lastRevokeSentS, sentS); acked++; }
           }
         } catch { return; }                                     // the server died under us
       }
@@ -105,6 +111,12 @@ test('kill -9 thirty times during mixed writes: integrity, audit and every ackno
     assert.equal(v.code, 0, v.out + v.err);
     const ids = new Set(sqlite(db, 'SELECT lower(hex(id)) FROM accounts').split('\n'));
     for (const id of provisioned) assert.ok(ids.has(id), `acknowledged provisioning ${id} lost`);
+    // every acknowledged revocation is in the trail, and no pupil session
+    // opened a whole second before the last one is still live
+    assert.ok(Number(sqlite(join(data, 'audit.db'),
+      "SELECT count(*) FROM entries WHERE action = 'incident.revoke-sessions'")) >= revokesAcked);
+    assert.equal(sqlite(db, `SELECT count(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
+      WHERE a.role = 'student' AND s.revoked = 0 AND s.created < ${lastRevokeSentS}`), '0');
     assert.equal(Number(sqlite(db, "SELECT count(*) FROM accounts WHERE state = 'active' AND role = 'student'")) >= active.size, true);
   }
   // every acknowledged password (activation or change) still signs in; a
@@ -122,6 +134,6 @@ test('kill -9 thirty times during mixed writes: integrity, audit and every ackno
   }
   closeAgents();
   assert.equal(await srv.stop(), 0);
-  console.log(`# crash safety: ${kills} kill -9, ${acked} acknowledged writes (${active.size} accounts, ${provisioned.size} provisioned by the API), none lost`);
+  console.log(`# crash safety: ${kills} kill -9, ${acked} acknowledged writes (${active.size} accounts, ${provisioned.size} provisioned by the API, ${revokesAcked} session revocations), none lost`);
   assert.ok(acked > 20);
 });

@@ -251,7 +251,7 @@ function pathOf(route, s) {
     class_set: s.cls, export_approve: '00000000000000000000000000000000/approve',
     export_file: '00000000000000000000000000000000/file',
   };
-  let p = route.pattern;
+  let p = route.path;
   if (p.endsWith('*')) {
     assert.ok(route.name in ids, `the test knows no id for route ${route.name} (${p}): add one`);
     p = p.slice(0, -1) + ids[route.name];
@@ -274,11 +274,11 @@ test('phished password: with a staff password and no second factor, every route 
   const open = new Set(['login', 'activate', 'session', 'logout', 'sessions', 'session_revoke', 'mfa',
     // the pages (docs/pages.md): sign-in, activation, sign-out, language, static files
     'page_root', 'page_signin', 'form_signin', 'page_activate', 'form_activate', 'form_signout',
-    'form_revoke', 'page_lang', 'static']);
+    'form_revoke', 'page_lang', 'static', 'healthz', 'metrics']);
   for (const r of routes) {
     if (['none', 'session', 'partial'].includes(r.auth))
       assert.ok(open.has(r.name) || (r.auth === 'partial' && r.name.startsWith('mfa_')),
-        `route ${r.method} ${r.pattern} (${r.name}) needs only '${r.auth}': list it here or give it a need`);
+        `route ${r.method} ${r.path} (${r.name}) needs only '${r.auth}': list it here or give it a need`);
   }
   const gated = routes.filter((r) => !['none', 'session', 'partial'].includes(r.auth));
   assert.ok(gated.length >= 12, 'records, administration and incidents are all gated');
@@ -306,17 +306,17 @@ test('phished password: with a staff password and no second factor, every route 
     const res = await send(r, thief[whoFor(r)], '127.0.43.1');
     if (r.flags.includes('form_body')) {
       // a page's form without a form body or its token: refused before the handler
-      assert.ok([403, 415].includes(res.status), `${r.method} ${r.pattern}: ${res.status} ${res.body}`);
+      assert.ok([403, 415].includes(res.status), `${r.method} ${r.path}: ${res.status} ${res.body}`);
       continue;
     }
-    if (!r.pattern.startsWith('/api/')) {
+    if (!r.path.startsWith('/api/')) {
       // a page sends the browser to the challenge instead
-      assert.equal(res.status, 303, `${r.method} ${r.pattern}: ${res.body}`);
-      assert.equal(res.headers.location, '/mfa/challenge', `${r.method} ${r.pattern}`);
+      assert.equal(res.status, 303, `${r.method} ${r.path}: ${res.body}`);
+      assert.equal(res.headers.location, '/mfa/challenge', `${r.method} ${r.path}`);
       continue;
     }
-    assert.equal(res.status, 403, `${r.method} ${r.pattern}: ${res.body}`);
-    assert.equal(res.json.type, `${P}mfa-challenge-required`, `${r.method} ${r.pattern}`);
+    assert.equal(res.status, 403, `${r.method} ${r.path}: ${res.body}`);
+    assert.equal(res.json.type, `${P}mfa-challenge-required`, `${r.method} ${r.path}`);
     assert.doesNotMatch(res.body, /ELEVE|Camille|Dominique|PROF|Karine/);
   }
   // nor add a factor of the thief's own to the account
@@ -346,7 +346,7 @@ test('phished password: with a staff password and no second factor, every route 
     const who = whoFor(r);
     const res = await send(r, legit[who], owners[who].from);
     const type = res.json?.type?.replace(P, '');
-    assert.ok(!refusals.has(type) && res.status !== 401, `${r.method} ${r.pattern}: ${res.status} ${res.body}`);
+    assert.ok(!refusals.has(type) && res.status !== 401, `${r.method} ${r.path}: ${res.status} ${res.body}`);
     if (res.status === 200) reached++;
   }
   // the records and the incident dry run were served

@@ -2,6 +2,9 @@
 // port on 127.0.0.1, stopped with SIGTERM at the end.  Client requests can
 // come from any 127.0.0.0/8 address (all loopback) to play many clients.
 import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { once } from 'node:events';
 import { coffre, BIN } from './helpers.mjs';
@@ -15,9 +18,32 @@ export const FAST_HASH = ['--hash-t', '1', '--hash-m-kib', '1024'];
 // themselves, usually MFA_DEFAULT to keep the production default.
 export const MFA_DEFAULT = ['--mfa-required-roles', 'teacher,staff,academie_admin,dpo,service'];
 
+// coffre serve refuses to run as root without --user (docs/hardening.md).
+// A test run as root (CI containers) serves as 'nobody': the data dir is
+// given to it before each start (CLI commands run as root in between may
+// have made files), and the temp dirs above it made traversable.
+export const SERVE_USER = { name: 'nobody', uid: 65534, gid: 65534 };
+
+export function giveTo(path, { uid, gid } = SERVE_USER) {
+  chownSync(path, uid, gid);
+  if (lstatSync(path).isDirectory())
+    for (const e of readdirSync(path)) giveTo(join(path, e), { uid, gid });
+}
+
+export function asServeUser(data, extra) {
+  if (process.getuid?.() !== 0 || extra.includes('--user')) return extra;
+  giveTo(data);
+  for (let d = dirname(resolve(data)); d.startsWith(tmpdir()) && d !== tmpdir(); d = dirname(d))
+    chmodSync(d, statSync(d).mode | 0o111);
+  return [...extra, '--user', SERVE_USER.name];
+}
+
+// COFFRE_SECCOMP=log|off|kill: the seccomp mode of every test server.
 export async function startServer(t, data, extra = []) {
   const mfa = extra.includes('--mfa-required-roles') ? [] : ['--mfa-required-roles', 'none'];
-  const child = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', ...mfa, ...extra],
+  extra = asServeUser(data, [...mfa, ...extra]);
+  if (process.env.COFFRE_SECCOMP && !extra.includes('--seccomp')) extra = [...extra, '--seccomp', process.env.COFFRE_SECCOMP];
+  const child = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', ...extra],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   let port = 0;
@@ -45,7 +71,13 @@ export async function startServer(t, data, extra = []) {
     },
     kill9() { child.kill('SIGKILL'); return once(child, 'exit'); },
   };
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  // a call the seccomp allow-list lacks: SIGSYS (kill) or a log line (log)
+  const sandboxed = () => {
+    const bad = log.split('\n').filter((l) => l.includes('seccomp: forbidden'));
+    if (bad.length || child.signalCode === 'SIGSYS')
+      throw new Error(`coffre serve made a forbidden system call: ${child.signalCode ?? ''} ${bad.join(' ')}`);
+  };
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); sandboxed(); });
   return srv;
 }
 
