@@ -349,6 +349,19 @@ parse_url(struct alerts *w, const char *url, struct cf_errmsg *em)
 /* ---- lifecycle ----------------------------------------------------------- */
 
 enum cf_err
+alerts_check_url(const char *url, struct cf_errmsg *em)
+{
+    struct alerts *w = calloc(1, sizeof *w);
+    enum cf_err rc;
+
+    if (w == NULL)
+        return cf_fail(em, CF_ERR_NOMEM, "out of memory");
+    rc = parse_url(w, url, em);
+    free(w);
+    return rc;
+}
+
+enum cf_err
 alerts_open(const struct alerts_opts *o, struct alerts **out, struct cf_errmsg *em)
 {
     struct alerts *w = calloc(1, sizeof *w);

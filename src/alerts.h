@@ -55,6 +55,9 @@ struct alerts;
  * why) for another URL or an option out of bounds. */
 enum cf_err alerts_open(const struct alerts_opts *o, struct alerts **out,
                         struct cf_errmsg *em) WARN_UNUSED;
+/* The URL check of alerts_open alone, so that `serve` can refuse a bad
+ * --alert-webhook as a usage error before anything else. */
+enum cf_err alerts_check_url(const char *url, struct cf_errmsg *em) WARN_UNUSED;
 /* Stops the sender after the attempt in progress; alerts still queued are
  * dropped from the webhook (counted, logged).  NULL is a no-op. */
 void alerts_close(struct alerts *w);

@@ -23,6 +23,7 @@
 #include "bounds.h"
 #include "config.h"
 #include "account.h"
+#include "alerts.h"
 #include "api.h"
 #include "audit.h"
 #include "demo.h"
@@ -1610,6 +1611,8 @@ cmd_serve(struct cmd_args *a)
     o.audit.checkpoint_ms = (unsigned)ck_ms;
     if ((x = parse_mfa(a, &o)) != 0)
         return x;
+    if (o.alert_webhook != NULL && (rc = alerts_check_url(o.alert_webhook, &em)) != CF_OK)
+        return fail(a, rc, &em);
     memset(&sb, 0, sizeof sb);
     if ((x = serve_sandbox_setup(a, &o, &sb)) != 0)
         return x;
