@@ -1089,6 +1089,9 @@ locked_out(struct call *c, struct records *r, const struct guard_alert *al)
                 "Unusual reading was detected; this account is locked until an "
                 "administrator of your académie unlocks it.");
     snprintf(c->ae.outcome, sizeof c->ae.outcome, "locked");
+    /* The rule, for `coffre scope --rule`: nothing of this answer was
+     * served, so the field names gathered so far say nothing. */
+    snprintf(c->ae.fields, sizeof c->ae.fields, "rule:%s", al->rule);
 }
 
 /* Adds "name" to a comma-separated list unless it is there already (whole
