@@ -1359,13 +1359,13 @@ cmd_audit_verify(struct cmd_args *a)
 
 /* ---- scope ------------------------------------------------------------ */
 
-/* "YYYY-MM-DD[THH:MM[:SS]][Z]" (UTC) -> ms; a bare date as --to means the
+/* "YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z]" (UTC) -> ms; a bare date as --to means the
  * end of that day.  -1 when malformed. */
 static int
 parse_when(const char *s, int end_of_day, int64_t *out)
 {
     struct tm tm;
-    int y, mo, d, h = 0, mi = 0, se = 0, n = 0, len = (int)strlen(s);
+    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0, n = 0, len = (int)strlen(s);
     time_t t;
 
     memset(&tm, 0, sizeof tm);
@@ -1383,6 +1383,16 @@ parse_when(const char *s, int end_of_day, int64_t *out)
             if (sscanf(s + n + 1, "%2d%n", &se, &m2) != 1 || m2 != 2)
                 return -1;
             n += 3;
+            /* milliseconds, as JavaScript's toISOString() writes them */
+            if (s[n] == '.') {
+                int k;
+
+                for (k = 1; k <= 3 && s[n + k] >= '0' && s[n + k] <= '9'; k++)
+                    ms = ms * 10 + (s[n + k] - '0');
+                if (k != 4)
+                    return -1;
+                n += 4;
+            }
         }
         if (s[n] == 'Z')
             n++;
@@ -1401,8 +1411,8 @@ parse_when(const char *s, int end_of_day, int64_t *out)
     t = timegm(&tm);
     if (t == (time_t)-1)
         return -1;
-    *out = (int64_t)t * 1000 + (len == 10 && end_of_day ? 86400 * 1000 - 1 : 0) +
-           (len > 10 && end_of_day ? 999 : 0);
+    *out = (int64_t)t * 1000 + ms + (len == 10 && end_of_day ? 86400 * 1000 - 1 : 0) +
+           (len > 10 && len <= 20 && end_of_day ? 999 : 0);
     return 0;
 }
 
