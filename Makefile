@@ -94,11 +94,12 @@ run: deps
 $(BUILD)/bench_%: bench/%.c bench/bench.h $(OBJS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(OBJS) $(LDLIBS)
 
-bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw
+bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw $(BUILD)/bench_scope_gen
 	@for b in $(BENCHES); do $(BUILD)/$$b || exit 1; done
 	@bench/login.sh $(BUILD)/coffre
 	@bench/http.sh $(BUILD)/coffre
 	@bench/read.sh $(BUILD)/coffre
+	@bench/scope.sh $(BUILD)/coffre $(BUILD)/bench_scope_gen
 
 bench-deps:
 	@scripts/install-deps.sh bench

@@ -1494,6 +1494,11 @@ scope_actor(const struct cmd_args *a, struct records *r, const char *v,
     if (rc == CF_OK)
         snprintf(out, AUDIT_ACTOR_MAX + 1, "acct:%s", acct->id);
     free(acct);
+    /* An account id the store no longer has still has its trail. */
+    if (rc != CF_OK && strlen(v) == RECORD_ID_HEX && strspn(v, "0123456789abcdef") == RECORD_ID_HEX) {
+        snprintf(out, AUDIT_ACTOR_MAX + 1, "acct:%s", v);
+        rc = CF_OK;
+    }
     if (rc != CF_OK) {
         fprintf(stderr, "coffre %s: --actor: no account with this login or id\n", a->cmd->name);
         return EXIT_FAILURE;

@@ -59,17 +59,25 @@
 static const char idx_tables[] =
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) STRICT;"
     "CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, s TEXT NOT NULL) STRICT;"
-    "CREATE TABLE IF NOT EXISTS post (k INTEGER NOT NULL, seq INTEGER NOT NULL) STRICT;"
-    "CREATE TABLE IF NOT EXISTS addrs (ip BLOB NOT NULL, seq INTEGER NOT NULL) STRICT;"
-    "CREATE TABLE IF NOT EXISTS times (t INTEGER NOT NULL, seq INTEGER NOT NULL) STRICT;";
-static const char idx_indexes[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS names_s ON names(s);"
-    "CREATE INDEX IF NOT EXISTS post_k ON post(k, seq);"
-    "CREATE INDEX IF NOT EXISTS addrs_ip ON addrs(ip, seq);"
-    "CREATE INDEX IF NOT EXISTS times_t ON times(t, seq);";
-static const char idx_drop[] =
-    "DROP INDEX IF EXISTS names_s; DROP INDEX IF EXISTS post_k;"
-    "DROP INDEX IF EXISTS addrs_ip; DROP INDEX IF EXISTS times_t;";
+    "CREATE TABLE IF NOT EXISTS post (k INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (k, seq)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS addrs (ip BLOB NOT NULL, seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (ip, seq)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS times (t INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (t, seq)) STRICT, WITHOUT ROWID;";
+/* A bulk catch-up appends to unindexed staging tables, then moves them in
+ * key order (an append to each B-tree, not a random insert per row). */
+static const char idx_stage[] =
+    "DROP INDEX IF EXISTS names_s;"
+    "CREATE TABLE IF NOT EXISTS stage_post (k INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS stage_addrs (ip BLOB NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS stage_times (t INTEGER NOT NULL, seq INTEGER NOT NULL);";
+static const char idx_merge[] =
+    "INSERT OR IGNORE INTO post SELECT k, seq FROM stage_post ORDER BY k, seq; DROP TABLE stage_post;"
+    "INSERT OR IGNORE INTO addrs SELECT ip, seq FROM stage_addrs ORDER BY ip, seq; DROP TABLE stage_addrs;"
+    "INSERT OR IGNORE INTO times SELECT t, seq FROM stage_times ORDER BY t, seq; DROP TABLE stage_times;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS names_s ON names(s);";
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -436,9 +444,12 @@ indexer_prepare(struct indexer *w, struct cf_errmsg *em)
     const char *sql[] = {
         "SELECT id FROM names WHERE s = ?1",
         "INSERT INTO names (id, s) VALUES (?1, ?2)",
-        "INSERT INTO post (k, seq) VALUES (?1, ?2)",
-        "INSERT INTO addrs (ip, seq) VALUES (?1, ?2)",
-        "INSERT INTO times (t, seq) VALUES (?1, ?2)",
+        w->bulk ? "INSERT INTO stage_post (k, seq) VALUES (?1, ?2)"
+                : "INSERT OR IGNORE INTO post (k, seq) VALUES (?1, ?2)",
+        w->bulk ? "INSERT INTO stage_addrs (ip, seq) VALUES (?1, ?2)"
+                : "INSERT OR IGNORE INTO addrs (ip, seq) VALUES (?1, ?2)",
+        w->bulk ? "INSERT INTO stage_times (t, seq) VALUES (?1, ?2)"
+                : "INSERT OR IGNORE INTO times (t, seq) VALUES (?1, ?2)",
     };
     sqlite3_stmt *s;
     size_t i;
@@ -563,9 +574,7 @@ catch_up(const char *dir, sqlite3 *ix, sqlite3 *au, int64_t from, int64_t to, in
     memset(&w, 0, sizeof w);
     w.ix = ix;
     w.bulk = bulk;
-    if (meta_set(ix, "state", "building") != 0 ||
-        (bulk && exec(ix, idx_drop) != SQLITE_OK) ||
-        (!bulk && exec(ix, idx_indexes) != SQLITE_OK)) {
+    if (meta_set(ix, "state", "building") != 0 || (bulk && exec(ix, idx_stage) != SQLITE_OK)) {
         rc = db_fail(em, ix, "index");
         goto out;
     }
@@ -616,7 +625,7 @@ catch_up(const char *dir, sqlite3 *ix, sqlite3 *au, int64_t from, int64_t to, in
     if (bulk) {
         if (pf != NULL)
             pf(parg, "sorting the index", done, total);
-        if (exec(ix, idx_indexes) != SQLITE_OK) {
+        if (exec(ix, idx_merge) != SQLITE_OK) {
             rc = db_fail(em, ix, "building the index");
             goto out;
         }
@@ -869,10 +878,18 @@ struct subjects {
 static uint64_t
 id_hash(const uint8_t id[16])
 {
-    uint64_t h;
+    uint64_t a, b;
 
-    memcpy(&h, id, sizeof h);
-    return h * 0x9E3779B97F4A7C15ULL;
+    /* both halves: ids need not be random (a trail of another tool's) */
+    memcpy(&a, id, sizeof a);
+    memcpy(&b, id + 8, sizeof b);
+    a ^= b * 0xC2B2AE3D27D4EB4FULL;
+    /* splitmix64's finaliser: every bit reaches the low ones */
+    a ^= a >> 30;
+    a *= 0xBF58476D1CE4E5B9ULL;
+    a ^= a >> 27;
+    a *= 0x94D049BB133111EBULL;
+    return a ^ (a >> 31);
 }
 
 static struct subj *
@@ -891,7 +908,7 @@ subj_get(struct subjects *m, const uint8_t id[16])
             return NULL;
         for (i = 0; i < m->cap; i++)
             if (m->s[i].used) {
-                for (j = id_hash(m->s[i].id) >> 20 & (big.cap - 1); big.s[j].used;
+                for (j = id_hash(m->s[i].id) & (big.cap - 1); big.s[j].used;
                      j = (j + 1) & (big.cap - 1))
                     ;
                 big.s[j] = m->s[i];
@@ -900,7 +917,7 @@ subj_get(struct subjects *m, const uint8_t id[16])
         free(m->s);
         *m = big;
     }
-    for (j = id_hash(id) >> 20 & (m->cap - 1); m->s[j].used; j = (j + 1) & (m->cap - 1))
+    for (j = id_hash(id) & (m->cap - 1); m->s[j].used; j = (j + 1) & (m->cap - 1))
         if (memcmp(m->s[j].id, id, 16) == 0)
             return &m->s[j];
     m->s[j].used = 1;
@@ -920,26 +937,28 @@ struct windows {
     struct window *w;
     size_t n, cap;
     int active;
+    struct names map;          /* actor -> index + 1, once built */
 };
 
 static int
 windows_add(struct windows *ws, const char *actor, int64_t from, int64_t to)
 {
-    size_t i;
+    int64_t k = names_get(&ws->map, actor);
 
-    for (i = 0; i < ws->n; i++)
-        if (strcmp(ws->w[i].actor, actor) == 0) {
-            if (from < ws->w[i].from)
-                ws->w[i].from = from;
-            if (to > ws->w[i].to)
-                ws->w[i].to = to;
-            return 0;
-        }
+    if (k != 0) {
+        struct window *w = &ws->w[k - 1];
+
+        if (from < w->from)
+            w->from = from;
+        if (to > w->to)
+            w->to = to;
+        return 0;
+    }
     if (ws->n == ws->cap) {
         size_t cap = ws->cap ? ws->cap * 2 : 64;
         struct window *v;
 
-        if (cap > SCOPE_LIST_MAX * 16)
+        if (cap > SCOPE_SUBJECTS_MAX)
             return -1;
         v = realloc(ws->w, cap * sizeof *v);
         if (v == NULL)
@@ -951,18 +970,15 @@ windows_add(struct windows *ws, const char *actor, int64_t from, int64_t to)
     ws->w[ws->n].from = from;
     ws->w[ws->n].to = to;
     ws->n++;
-    return 0;
+    return names_put(&ws->map, actor, (int64_t)ws->n);
 }
 
 static const struct window *
 windows_find(const struct windows *ws, const char *actor)
 {
-    size_t i;
+    int64_t k = names_get(&ws->map, actor);
 
-    for (i = 0; i < ws->n; i++)
-        if (strcmp(ws->w[i].actor, actor) == 0)
-            return &ws->w[i];
-    return NULL;
+    return k != 0 ? &ws->w[k - 1] : NULL;
 }
 
 struct run {
@@ -973,6 +989,7 @@ struct run {
     struct scope_result *res;
     struct subjects subj;
     struct windows win;
+    struct names actor_map;    /* actor -> index in res->actors + 1 */
     struct cf_errmsg *em;
 };
 
@@ -1301,8 +1318,13 @@ select_entries(struct run *x, struct seqs *acc)
                 if (windows_find(&keep, x->win.w[j].actor) != NULL)
                     x->win.w[o++] = x->win.w[j];
             x->win.n = o;
+            names_free(&x->win.map);
+            for (j = 0; j < o; j++)
+                if (names_put(&x->win.map, x->win.w[j].actor, (int64_t)j + 1) != 0)
+                    rc = cf_fail(x->em, CF_ERR_NOMEM, "scope: out of memory");
         }
         free(keep.w);
+        names_free(&keep.map);
         combine(acc, &have, &s);
     }
     /* A place alone selects the entries naming its people; with other
@@ -1326,16 +1348,19 @@ static int
 actor_note(struct run *x, const struct ent *e)
 {
     struct scope_result *res = x->res;
+    int64_t k;
     size_t i;
 
     if (e->actor[0] == '\0')
         return 0;
-    for (i = 0; i < res->nactors; i++)
-        if (strcmp(res->actors[i].actor, e->actor) == 0)
-            break;
-    if (i == res->nactors) {
+    if ((k = names_get(&x->actor_map, e->actor)) != 0)
+        i = (size_t)(k - 1);
+    else {
         if (res->nactors >= SCOPE_LIST_MAX)
             return 0;                       /* the summary lists the first ones */
+        i = res->nactors;
+        if (names_put(&x->actor_map, e->actor, (int64_t)i + 1) != 0)
+            return -1;
         snprintf(res->actors[i].actor, sizeof res->actors[i].actor, "%s", e->actor);
         res->nactors++;
     }
@@ -1365,7 +1390,8 @@ take_entry(struct run *x, const struct ent *e)
         res->first_ms = e->t;
     if (e->t > res->last_ms)
         res->last_ms = e->t;
-    actor_note(x, e);
+    if (actor_note(x, e) != 0)
+        return cf_fail(x->em, CF_ERR_NOMEM, "scope: out of memory");
     if (e->subject[0] == '\0')
         return CF_OK;
     if (ok)
@@ -1430,14 +1456,8 @@ resolve(struct run *x, const struct subj *s, struct record *rec, struct scope_pe
     for (i = 0; i < 3; i++)
         if (records_get(x->r, kinds[i], hex, 0, rec, NULL) == CF_OK)
             break;
-    if (i == 3) {
-        int k;
-
-        for (k = 0; k < REC_KIND_COUNT; k++)
-            if (records_get(x->r, (enum record_kind)k, hex, 0, rec, NULL) == CF_OK)
-                return 1;                   /* a class, an establishment, a link */
-        return 2;                           /* gone, or never a record */
-    }
+    if (i == 3)
+        return 1;                           /* a class, an establishment, a link, or gone */
     memset(out, 0, sizeof *out);
     memcpy(out->id, s->id, 16);
     out->cat = cats[i];
@@ -1475,6 +1495,7 @@ gather_people(struct run *x, scope_progress_fn pf, void *parg)
     struct scope_result *res = x->res;
     struct record *rec = malloc(sizeof *rec);
     size_t i, done = 0;
+    int inside;
 
     if (rec == NULL)
         return cf_fail(x->em, CF_ERR_NOMEM, "scope: out of memory");
@@ -1483,6 +1504,9 @@ gather_people(struct run *x, scope_progress_fn pf, void *parg)
         free(rec);
         return cf_fail(x->em, CF_ERR_NOMEM, "scope: out of memory");
     }
+    /* one transaction for every lookup: one lock, not one per read (nothing
+     * is written; rolled back below) */
+    inside = records_begin(x->r, 0) == CF_OK;
     for (i = 0; i < x->subj.cap; i++) {
         struct scope_person *p = &res->people[res->npeople];
         int k;
@@ -1494,10 +1518,6 @@ gather_people(struct run *x, scope_progress_fn pf, void *parg)
         k = resolve(x, &x->subj.s[i], rec, p);
         if (k == 1) {
             res->other_ids++;
-            continue;
-        }
-        if (k == 2) {
-            res->unknown_ids++;
             continue;
         }
         if (p->cat == SCOPE_GUARDIAN) {
@@ -1518,6 +1538,8 @@ gather_people(struct run *x, scope_progress_fn pf, void *parg)
             res->clear_n++;
         res->npeople++;
     }
+    if (inside)
+        records_rollback(x->r);
     free(rec);
     qsort(res->people, res->npeople, sizeof *res->people, cmp_person);
     return CF_OK;
@@ -1680,6 +1702,8 @@ out:
     free(set.v);
     free(x.subj.s);
     free(x.win.w);
+    names_free(&x.actor_map);
+    names_free(&x.win.map);
     if (rc != CF_OK)
         scope_result_free(res);
     return rc;
@@ -1813,8 +1837,8 @@ print_text(FILE *f, const struct scope_result *res, const struct aggs *g)
             res->people_n[2]);
     fprintf(f, "- served in clear: %" PRIu64 "; never decrypted for anyone: %" PRIu64
             " (GDPR Art. 34(3)(a))\n", res->clear_n, people_total(res) - res->clear_n);
-    fprintf(f, "- other ids named (classes, establishments, links): %" PRIu64
-            "; ids no longer in the store: %" PRIu64 "\n\n", res->other_ids, res->unknown_ids);
+    fprintf(f, "- other ids named (classes, establishments, links, or no longer in the store): %"
+            PRIu64 "\n\n", res->other_ids);
     fprintf(f, "## By category\n\n| category | people | served in clear | never decrypted |\n"
                "|---|---:|---:|---:|\n");
     for (i = 0; i < SCOPE_CATEGORIES; i++)
@@ -1869,7 +1893,6 @@ print_json(FILE *f, const struct scope_result *res, const struct aggs *g)
     json_object_set_new(o, "never_decrypted",
                         json_integer((json_int_t)(people_total(res) - res->clear_n)));
     json_object_set_new(o, "other_ids", json_integer((json_int_t)res->other_ids));
-    json_object_set_new(o, "unknown_ids", json_integer((json_int_t)res->unknown_ids));
     for (i = 0; i < SCOPE_CATEGORIES; i++)
         json_object_set_new(cat, scope_category_name((enum scope_category)i),
                             json_pack("{s:I, s:I}", "people", (json_int_t)res->people_n[i],

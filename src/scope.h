@@ -101,8 +101,8 @@ struct scope_result {
     int64_t first_ms, last_ms;   /* of the matched entries; 0 if none */
     uint64_t people_n[SCOPE_CATEGORIES];
     uint64_t clear_n;            /* people with at least one field served */
-    uint64_t other_ids;          /* classes, establishments, links named */
-    uint64_t unknown_ids;        /* ids no longer in the store */
+    uint64_t other_ids;          /* ids that are not people: classes, establishments,
+                                    links, or records no longer in the store */
     struct scope_person *people; /* sorted by category then id */
     size_t npeople;
     struct scope_actor *actors;
