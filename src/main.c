@@ -1316,6 +1316,85 @@ read_seed(const char *path, uint8_t seed[KEYRING_SEED_BYTES], struct cf_errmsg *
     return 0;
 }
 
+static int parse_when(const char *s, int end_of_day, int64_t *out);
+
+/* --archive FILE...: each checked against the live trail. */
+static int
+verify_archives(struct cmd_args *a, const char *data)
+{
+    struct audit_archive_info info;
+    struct cf_errmsg em = { "" };
+    const char *others[MAX_REPEAT];
+    size_t i, j, k;
+    int bad = 0;
+
+    for (i = 0; i < a->nrep; i++) {
+        for (j = k = 0; j < a->nrep; j++)
+            if (j != i)
+                others[k++] = a->rep[j];
+        if (audit_verify_archive(data, a->rep[i], others, k, &info, &em) != CF_OK) {
+            printf("TAMPERED: %s\n", em.msg);
+            bad = 1;
+            continue;
+        }
+        printf("archive '%s' intact: entries %llu to %llu, %llu checkpoints, digest %s\n",
+               a->rep[i], (unsigned long long)info.from_seq, (unsigned long long)info.to_seq,
+               (unsigned long long)info.checkpoints, info.digest);
+    }
+    return bad ? EXIT_FAILURE : 0;
+}
+
+static int
+cmd_audit_archive(struct cmd_args *a)
+{
+    const char *data = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
+    const char *before = opt(a, "before"), *out = opt(a, "out");
+    struct audit_archive_info info;
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    char subject[64], fields[AUDIT_FIELDS_MAX + 1];
+    int64_t before_ms;
+    enum cf_err rc;
+    int x;
+
+    if (data == NULL)
+        return usage_error(a->cmd, "--data DIR (or %s) is required", CONFIG_ENV_DATA);
+    if (before == NULL || out == NULL)
+        return usage_error(a->cmd, "--before DATE and --out FILE are required");
+    if (parse_when(before, 0, &before_ms) != 0)
+        return usage_error(a->cmd, "--before: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)");
+    if (access(out, F_OK) == 0)
+        return usage_error(a->cmd, "--out '%s' exists: an archive is never overwritten", out);
+    /* the lock: no server, no other command writes the trail meanwhile */
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    rc = audit_archive_write(data, before_ms, out, &info, &em);
+    if (rc != CF_OK) {
+        x = cli_audit(a, "audit.archive", "", "", "failed");
+        close_records(r);
+        return fail(a, rc, &em);
+    }
+    /* the trail names the file before anything leaves it */
+    snprintf(subject, sizeof subject, "seq:%llu-%llu", (unsigned long long)info.from_seq,
+             (unsigned long long)info.to_seq);
+    snprintf(fields, sizeof fields, "blake2b:%s", info.digest);
+    if ((x = cli_audit(a, "audit.archive", subject, fields, "ok")) != 0) {
+        close_records(r);
+        unlink(out);
+        return x;
+    }
+    rc = audit_archive_commit(data, &info, &em);
+    close_records(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    printf("coffre: archived entries %llu to %llu (%llu entries, %llu checkpoints) to '%s' (mode 0400)\n"
+           "  digest %s; 'coffre audit verify --archive %s' checks it\n",
+           (unsigned long long)info.from_seq, (unsigned long long)info.to_seq,
+           (unsigned long long)info.entries, (unsigned long long)info.checkpoints, out, info.digest,
+           out);
+    return 0;
+}
+
 static int
 cmd_audit_verify(struct cmd_args *a)
 {
@@ -1354,7 +1433,10 @@ cmd_audit_verify(struct cmd_args *a)
     printf("  epoch keys %s\n", rep.seed_checked
            ? "checked against the auditor's initial seed"
            : "not checked against an initial seed (give --initial-seed FILE)");
-    return 0;
+    if (rep.archived > 0 && a->nrep == 0)
+        printf("  entries 1 to %llu archived: not checked here (give --archive FILE...)\n",
+               (unsigned long long)rep.archived);
+    return verify_archives(a, data);
 }
 
 /* ---- scope ------------------------------------------------------------ */
@@ -1721,7 +1803,8 @@ static const struct opt o_demo[] = { DATA_OPTS, { "establishments", 0 }, { "stud
     { "seed", 0 }, { "academie", 0 }, { "guardians-per", 0 }, { "first-establishment", 0 },
     { NULL, 0 } };
 
-static const struct opt o_verify[] = { DATA_OPTS, { "initial-seed", 0 }, { NULL, 0 } };
+static const struct opt o_verify[] = { DATA_OPTS, { "initial-seed", 0 }, { "archive", 1 }, { NULL, 0 } };
+static const struct opt o_archive[] = { DATA_OPTS, { "before", 0 }, { "out", 0 }, { NULL, 0 } };
 static const struct opt o_scope[] = { DATA_OPTS, { "actor", 1 }, { "session", 0 }, { "address", 0 },
     { "from", 0 }, { "to", 0 }, { "compartment", 0 }, { "establishment", 0 },
     { "account-state", 0 }, { "rule", 0 }, { "people", 0 }, { "notification", 0 }, { "dpo", 0 },
@@ -1769,13 +1852,14 @@ static const struct cmd commands[] = {
       "entries, whichever comes first.  The guard's budgets (distinct people read per\n"
       "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n" DATA_HELP,
       o_serve, 0, cmd_serve },
-    { "audit verify", DATA_USAGE " [--initial-seed FILE]",
+    { "audit verify", DATA_USAGE " [--initial-seed FILE] [--archive FILE]...",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"
       "checkpoint, the chain of epoch keys, and that no checkpoint is missing.  With\n"
       "the auditor's initial seed (FILE: the 64 hex digits init printed) also that\n"
       "every epoch key derives from it, which no one holding a later keyring can fake.\n"
       "Names the first bad entry or checkpoint; exit 1 when tampered.  Safe while the\n"
-      "server runs.\n" DATA_HELP,
+      "server runs.  --archive FILE (repeatable): also the archives 'audit archive'\n"
+      "wrote, each against the live trail's checkpoints.\n" DATA_HELP,
       o_verify, 0, cmd_audit_verify },
     { "scope", DATA_USAGE " [--actor ACCOUNT]... [--session REF] [--address CIDR]\n"
       "       [--from WHEN] [--to WHEN] [--compartment CODE] [--establishment UAI]\n"
@@ -1794,6 +1878,12 @@ static const struct cmd commands[] = {
       "it needs an active DPO account, and each opening is audited.  Files appear\n"
       "whole or not at all.  Exit 1 when no entry matches.\n" DATA_HELP,
       o_scope, 0, cmd_scope },
+    { "audit archive", DATA_USAGE " --before WHEN --out FILE",
+      "Moves the entries before WHEN (up to the last signed checkpoint before it;\n"
+      "the trail's last checkpoint always stays) to FILE, checked as written, mode\n"
+      "0400, never overwritten; the live trail records the file's digest, then\n"
+      "drops them and shrinks.  'audit verify --archive FILE' still checks them.\n" DATA_HELP,
+      o_archive, 0, cmd_audit_archive },
     { "audit reindex", DATA_USAGE,
       "Rebuilds DIR/audit-index.db, the derived index scope reads, from the audit\n"
       "trail (scope also catches it up by itself).  audit verify never reads it.\n" DATA_HELP,

@@ -661,8 +661,12 @@ idx_ready(const char *dir, int rebuild, scope_progress_fn pf, void *parg, sqlite
     }
     if (rebuild)
         idx_unlink(dir);
-    if ((rc = idx_open(dir, &ix, em)) != CF_OK)
-        goto out;
+    /* derived: an index that does not open is rebuilt */
+    if (idx_open(dir, &ix, em) != CF_OK) {
+        idx_unlink(dir);
+        if ((rc = idx_open(dir, &ix, em)) != CF_OK)
+            goto out;
+    }
     if (!idx_matches(ix, au, node, &seq)) {
         sqlite3_close(ix);
         ix = NULL;
