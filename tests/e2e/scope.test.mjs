@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { coffre, tempDir } from './helpers.mjs';
 import { startServer, request, cookieOf, closeAgents, FAST_HASH, STRONG } from './server.mjs';
@@ -19,6 +19,7 @@ const ine = (i) => {
   return String(n).padStart(10, '0') + 'ABCDEFGHJKLMNPRSTUVWXYZ'[n % 23];
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const statMode = (p) => statSync(p).mode & 0o777;
 
 function sqlite(db, sql) {
   const r = spawnSync('sqlite3', [db, sql], { encoding: 'utf8' });
@@ -229,4 +230,58 @@ test('scope names exactly the people each attacker was served; notification, peo
   assert.equal(coffre(['audit', 'reindex', '--data', a.data]).code, 0);
   assert.deepEqual(sorted(servedSet(scopeJson(a.data, ['--actor', a.officeB.login]))), sorted(truth.B));
   assert.equal(coffre(['audit', 'verify', '--data', a.data]).code, 0);
+});
+
+test('audit archive: old entries leave the live trail for a file verify still checks; bad input changes nothing', (t) => {
+  const root = tempDir(t);
+  const data = join(root, 'data');
+  assert.equal(coffre(['init', '--data', data, '--academie', '10']).code, 0);
+  assert.equal(coffre(['demo-data', '--data', data, '--establishments', '1', '--students-per', '20']).code, 0);
+  const ids = sqlite(join(data, 'coffre.db'), 'SELECT lower(hex(id)) FROM students ORDER BY rid LIMIT 8').split('\n');
+  for (const id of ids.slice(0, 4)) assert.equal(coffre(['student', 'get', '--data', data, id]).code, 0);
+  const live = join(data, 'audit.db');
+  const before = Number(sqlite(live, 'SELECT count(*) FROM entries'));
+  const arc = join(root, 'old.arc');
+
+  // bad input: no date, a date with nothing before it, an existing file
+  assert.equal(coffre(['audit', 'archive', '--data', data, '--out', arc]).code, 2);
+  assert.equal(coffre(['audit', 'archive', '--data', data, '--before', 'soon', '--out', arc]).code, 2);
+  const none = coffre(['audit', 'archive', '--data', data, '--before', '2001-01-01', '--out', arc]);
+  assert.equal(none.code, 1);
+  assert.match(none.err, /nothing to archive/);
+  assert.ok(!existsSync(arc));
+
+  const r = coffre(['audit', 'archive', '--data', data, '--before', '2100-01-01', '--out', arc]);
+  assert.equal(r.code, 0, r.err);
+  const digest = r.out.match(/digest ([0-9a-f]{64})/)[1];
+  assert.equal(statMode(arc), 0o400);
+  assert.ok(Number(sqlite(live, 'SELECT count(*) FROM entries')) < before, 'the live trail shrank');
+  assert.equal(sqlite(live, `SELECT count(*) FROM entries WHERE action = 'audit.archive' AND fields = 'blake2b:${digest}'`), '1');
+  const again = coffre(['audit', 'archive', '--data', data, '--before', '2100-01-01', '--out', arc]);
+  assert.equal(again.code, 2, 'never overwritten');
+
+  const v = coffre(['audit', 'verify', '--data', data]);
+  assert.equal(v.code, 0, v.out);
+  assert.match(v.out, /archived: not checked here/);
+  const va = coffre(['audit', 'verify', '--data', data, '--archive', arc]);
+  assert.equal(va.code, 0, va.out);
+  assert.match(va.out, /archive '.*' intact: entries 1 to \d+/);
+  // the live part still answers scope
+  for (const id of ids.slice(4)) assert.equal(coffre(['student', 'get', '--data', data, id]).code, 0);
+  const s = JSON.parse(coffre(['scope', '--data', data, '--actor', 'cli', '--format', 'json']).out);
+  for (const id of ids.slice(4)) assert.ok(s.people_list.some((p) => p.id === id));
+
+  // a copy of the archive with one entry changed is caught
+  const bad = join(root, 'bad.arc');
+  spawnSync('cp', [arc, bad]);
+  spawnSync('chmod', ['u+w', bad]);
+  sqlite(bad, "UPDATE entries SET subject = '' WHERE seq = 3");
+  const vb = coffre(['audit', 'verify', '--data', data, '--archive', bad]);
+  assert.equal(vb.code, 1);
+  assert.match(vb.out, /TAMPERED: audit archive.*entry 3: hash does not match/);
+  // and a live trail whose archived entries were deleted without an archive base is caught
+  sqlite(live, "DELETE FROM meta WHERE k = 'base_seq'");
+  const vl = coffre(['audit', 'verify', '--data', data]);
+  assert.equal(vl.code, 1);
+  assert.match(vl.out, /TAMPERED/);
 });
