@@ -161,6 +161,12 @@ meta_set(sqlite3 *db, const char *k, const char *v)
     return rc;
 }
 
+static unsigned
+hexval(char c)
+{
+    return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
+}
+
 static int
 is_hex32(const char *p, size_t n)
 {
@@ -1406,14 +1412,14 @@ take_entry(struct run *x, const struct ent *e)
     for (p = e->subject; *p != '\0';) {
         size_t n = strcspn(p, ",");
         uint8_t id[16];
-        char hex[RECORD_ID_HEX + 1];
         struct subj *s;
 
         if (is_hex32(p, n)) {
-            memcpy(hex, p, n);
-            hex[n] = '\0';
-            if (records_id_parse(hex, id) != CF_OK)
-                goto next;
+            size_t k;
+
+            /* is_hex32 checked the digits: lower-case hex only */
+            for (k = 0; k < 16; k++)
+                id[k] = (uint8_t)(hexval(p[2 * k]) << 4 | hexval(p[2 * k + 1]));
             if ((s = subj_get(&x->subj, id)) == NULL)
                 return cf_fail(x->em, CF_ERR_LIMIT,
                                "scope: more than %u people; narrow the scope (a window, an establishment)",
@@ -1428,7 +1434,6 @@ take_entry(struct run *x, const struct ent *e)
             if (e->t > s->last)
                 s->last = e->t;
         }
-    next:
         p += n;
         if (*p == ',')
             p++;
@@ -1842,7 +1847,8 @@ print_text(FILE *f, const struct scope_result *res, const struct aggs *g)
     fprintf(f, "- served in clear: %" PRIu64 "; never decrypted for anyone: %" PRIu64
             " (GDPR Art. 34(3)(a))\n", res->clear_n, people_total(res) - res->clear_n);
     fprintf(f, "- other ids named (classes, establishments, links, or no longer in the store): %"
-            PRIu64 "\n\n", res->other_ids);
+            PRIu64 "\n", res->other_ids);
+    fprintf(f, "- query: %.1f ms (index caught up before)\n\n", res->seconds * 1000);
     fprintf(f, "## By category\n\n| category | people | served in clear | never decrypted |\n"
                "|---|---:|---:|---:|\n");
     for (i = 0; i < SCOPE_CATEGORIES; i++)
@@ -1897,6 +1903,7 @@ print_json(FILE *f, const struct scope_result *res, const struct aggs *g)
     json_object_set_new(o, "never_decrypted",
                         json_integer((json_int_t)(people_total(res) - res->clear_n)));
     json_object_set_new(o, "other_ids", json_integer((json_int_t)res->other_ids));
+    json_object_set_new(o, "query_ms", json_real(res->seconds * 1000));
     for (i = 0; i < SCOPE_CATEGORIES; i++)
         json_object_set_new(cat, scope_category_name((enum scope_category)i),
                             json_pack("{s:I, s:I}", "people", (json_int_t)res->people_n[i],
