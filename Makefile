@@ -7,7 +7,7 @@
 #   make bench      benchmarks in bench/ (prints tables)
 #   make deps       install the Debian packages the build and tests need
 
-PKGS     := libsodium sqlite3 libutf8proc jansson libmicrohttpd
+PKGS     := libsodium sqlite3 libutf8proc jansson libmicrohttpd liboath libqrencode libfido2 libcbor
 CC       ?= cc
 BUILD    ?= build
 DATA     ?= demo-data
@@ -29,7 +29,7 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard scope
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa scope
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o
 SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -36,6 +36,7 @@
 #include "guard.h"
 #include "keyring.h"
 #include "log.h"
+#include "mfa.h"
 #include "policy.h"
 #include "pwhash.h"
 #include "records.h"
@@ -72,6 +73,9 @@ struct api {
     struct throttle_policy th_account, th_address;
     unsigned min_bits;
     struct guard *guard;
+    struct mfa_policy mfa;
+    struct mfa_webauthn_opts wa;
+    char wa_origins[MFA_ORIGINS_MAX][160];
 };
 
 static struct records *
@@ -124,6 +128,8 @@ struct call {
     uint8_t k_login[THROTTLE_KEY_BYTES], k_addr[THROTTLE_KEY_BYTES];
     int want_token;
     int denied;                                    /* records the policy withheld */
+    int carry_level;                               /* password change: the factor passed */
+    int64_t carry_at;
     char new_password[PASSWORD_MAX_BYTES + 1];     /* until hashed */
     /* last: the largest, and always filled before it is read (by
      * authenticate or an account lookup), so call_new leaves it alone */
@@ -257,12 +263,86 @@ str_member(json_t *body, const char *name, size_t max)
 
 /* ---- authentication --------------------------------------------------- */
 
-enum auth_need { AUTH_ANY, AUTH_READY, AUTH_ADMIN };
+/*
+ * What a route needs (also in the route table's flags, for `coffre routes`
+ * and the test that walks every route):
+ *   AUTH_NONE      nothing: before sign-in (login, activation)
+ *   AUTH_ANY       a session of an active account (whoami, sign-out)
+ *   AUTH_PARTIAL   the same, named for what a session that has not passed
+ *                  its second factor may reach: enrollment, challenges, its
+ *                  own sessions
+ *   AUTH_FACTOR    the second factor passed if the account needs one
+ *                  (password change: a reset is allowed)
+ *   AUTH_READY     the second factor, and no password reset pending: every
+ *                  records endpoint
+ *   AUTH_ADMIN     AUTH_READY and an académie administrator
+ *   AUTH_STEP_UP   AUTH_READY and a second factor passed within
+ *                  --mfa-step-up-min (sensitive actions)
+ *   AUTH_ADMIN_STEP_UP  both
+ */
+enum auth_need {
+    AUTH_NONE, AUTH_ANY, AUTH_PARTIAL, AUTH_FACTOR, AUTH_READY, AUTH_ADMIN, AUTH_STEP_UP,
+    AUTH_ADMIN_STEP_UP, AUTH_NEED_COUNT
+};
+static const char *const auth_need_names[AUTH_NEED_COUNT] = {
+    "none", "session", "partial", "factor", "ready", "admin", "step-up", "admin+step-up",
+};
+/* In a route's flags (HTTP_APP_FLAGS). */
+#define NEED(n) ((unsigned)(n) << 8)
+
+static void unavailable(struct call *c);
+
+static void
+mfa_refused(struct call *c, enum mfa_gate g, int step_up)
+{
+    if (g == MFA_GATE_ENROLL)
+        set_problem(c, 403, "mfa-required", "Second factor required",
+                    "Your role needs a second factor. Enroll one first "
+                    "(POST /api/v1/mfa/totp/enroll or /api/v1/mfa/webauthn/register/begin).");
+    else if (step_up)
+        set_problem(c, 403, "step-up-required", "Confirm it is you",
+                    "This action needs a second factor passed in the last minutes. "
+                    "Pass it again (POST /api/v1/mfa/totp/verify or /api/v1/mfa/webauthn/assert/begin).");
+    else
+        set_problem(c, 403, "mfa-challenge-required", "Second factor needed",
+                    "Pass your second factor first (POST /api/v1/mfa/totp/verify, "
+                    "/api/v1/mfa/webauthn/assert/begin or /api/v1/mfa/recovery/verify).");
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+}
+
+/* The second-factor gate of authenticate(); 0 to go on. */
+static int
+mfa_check(struct call *c, struct records *r, enum auth_need need, const struct session *s)
+{
+    int step_up = need == AUTH_STEP_UP || need == AUTH_ADMIN_STEP_UP;
+    int64_t now = (int64_t)time(NULL);
+    struct mfa_state st;
+    enum mfa_gate g;
+
+    /* A session that passed enough needs no look at the factors. */
+    if (!step_up && s->row.mfa_level >= mfa_level_needed(&c->api->mfa, c->acct.role))
+        return 0;
+    if (mfa_state_of(r, &c->acct, &st) != CF_OK) {
+        unavailable(c);
+        return -1;
+    }
+    g = mfa_gate(&c->api->mfa, &c->acct, &st, s->row.mfa_level);
+    if (g != MFA_GATE_OK) {
+        mfa_refused(c, g, 0);
+        return -1;
+    }
+    if (step_up && mfa_gate_step_up(&c->api->mfa, &c->acct, &st, s->row.mfa_level,
+                                    s->row.mfa_at, now) != MFA_GATE_OK) {
+        mfa_refused(c, MFA_GATE_CHALLENGE, 1);
+        return -1;
+    }
+    return 0;
+}
 
 /*
  * Resolves the session of the request (cookie or bearer) to an active
- * account.  AUTH_READY also refuses a session whose account must first set
- * a new password.  On failure fills c's problem and returns -1.
+ * account, then checks what the route needs (above).  On failure fills c's
+ * problem and returns -1.
  */
 static int
 authenticate(struct call *c, struct records *r, enum auth_need need,
@@ -282,13 +362,20 @@ authenticate(struct call *c, struct records *r, enum auth_need need,
     }
     snprintf(c->ae.actor, sizeof c->ae.actor, "acct:%s", c->acct.id);
     snprintf(c->ae.session, sizeof c->ae.session, "%s", s->ref);
-    if (need != AUTH_ANY && c->acct.row.reset_required) {
+    if (need <= AUTH_PARTIAL)
+        return 0;
+    /* the second factor before anything else: a phished password alone
+     * reaches nothing past this line */
+    if (mfa_check(c, r, need, s) != 0)
+        return -1;
+    if (need != AUTH_FACTOR && c->acct.row.reset_required) {
         set_problem(c, 403, "password-reset-required", "New password required",
                     "Set a new password before going on (POST /api/v1/password).");
         snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
         return -1;
     }
-    if (need == AUTH_ADMIN && c->acct.role != ROLE_ACADEMIE_ADMIN) {
+    if ((need == AUTH_ADMIN || need == AUTH_ADMIN_STEP_UP) &&
+        c->acct.role != ROLE_ACADEMIE_ADMIN) {
         set_problem(c, 403, "forbidden", "Not allowed",
                     "This action is reserved to académie administrators.");
         snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
@@ -419,6 +506,37 @@ preauth(struct call *c, const char *kind, const char *login)
     return NULL;
 }
 
+/* The factors of a: "totp", "webauthn", "recovery" (those its role may use). */
+static json_t *
+factors_json(unsigned usable)
+{
+    json_t *f = json_array();
+
+    if (usable & MFA_TOTP)
+        json_array_append_new(f, json_string("totp"));
+    if (usable & MFA_WEBAUTHN)
+        json_array_append_new(f, json_string("webauthn"));
+    if (usable & MFA_RECOVERY)
+        json_array_append_new(f, json_string("recovery"));
+    return f;
+}
+
+/* What a new session must do next: "none", "required" (pass the factor) or
+ * "enroll" (the role needs one and the account has none). */
+static void
+add_mfa_status(struct call *c, struct records *r, json_t *body, const struct session *s)
+{
+    struct mfa_state st;
+    enum mfa_gate g;
+
+    if (mfa_state_of(r, &c->acct, &st) != CF_OK)
+        memset(&st, 0, sizeof st);
+    g = mfa_gate(&c->api->mfa, &c->acct, &st, s->row.mfa_level);
+    json_object_set_new(body, "mfa", json_string(g == MFA_GATE_OK ? "none"
+                                                 : g == MFA_GATE_CHALLENGE ? "required" : "enroll"));
+    json_object_set_new(body, "factors", factors_json(mfa_usable(&c->api->mfa, &c->acct, &st)));
+}
+
 static void
 signed_in(struct call *c, struct records *r)
 {
@@ -426,7 +544,10 @@ signed_in(struct call *c, struct records *r)
     struct session s;
     json_t *body;
 
-    if (session_create(r, c->acct.id, 0, &c->api->sess, token, &s) != CF_OK) {
+    if (session_create(r, c->acct.id, 0, &c->api->sess, token, &s) != CF_OK ||
+        (c->carry_level > 0 &&
+         session_raise_mfa(r, &s, c->carry_level, c->carry_at) != CF_OK)) {
+        sodium_memzero(token, sizeof token);
         set_problem(c, 503, "store-unavailable", "Service unavailable",
                     "The session could not be created. Try again.");
         return;
@@ -437,6 +558,7 @@ signed_in(struct call *c, struct records *r)
     if (c->want_token)
         json_object_set_new(body, "token", json_string(token));
     sodium_memzero(token, sizeof token);
+    add_mfa_status(c, r, body, &s);
     set_json(c, 200, body);
     snprintf(c->ae.session, sizeof c->ae.session, "%s", s.ref);
     snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
@@ -679,11 +801,14 @@ h_password(struct http_ctx *ctx, void *app)
     cur = str_member(body, "current", PASSWORD_MAX_BYTES);
     new = str_member(body, "new", PASSWORD_MAX_BYTES);
     r = acquire(c->api);
-    if (authenticate(c, r, AUTH_ANY, &s) != 0) {
+    if (authenticate(c, r, AUTH_FACTOR, &s) != 0) {
         release(c->api, r);
         finish(c);
         return;
     }
+    /* the new session keeps the second factor this one passed */
+    c->carry_level = s.row.mfa_level;
+    c->carry_at = s.row.mfa_at;
     if (http_json_only(body, allowed) != 0 || cur == NULL || new == NULL) {
         release(c->api, r);
         bad_request(c, "Send a JSON object with the current and the new password.");
@@ -769,13 +894,35 @@ unavailable(struct call *c)
 
 /* ---- sessions --------------------------------------------------------- */
 
+static int
+recovery_item(void *arg, int64_t when)
+{
+    json_array_append_new(arg, json_pack("{s:I}", "time", (json_int_t)when));
+    return 0;
+}
+
+/* The notice of spent recovery codes, on the sessions and factors lists:
+ * a code used by someone else shows here. */
+static json_t *
+recovery_used_json(struct records *r, const struct account *a)
+{
+    json_t *list = json_array();
+
+    if (mfa_recovery_used(r, a, recovery_item, list) != CF_OK)
+        log_warnx("mfa: cannot list the spent recovery codes");
+    return list;
+}
+
 static void
 do_whoami(struct call *c, struct records *r, struct session *s)
 {
-    (void)r;
-    ok(c, 200, json_pack("{s:o, s:{s:s, s:I, s:I, s:i}}", "account", account_json(&c->acct),
-                         "session", "ref", s->ref, "created", (json_int_t)s->row.created,
-                         "expires", (json_int_t)s->row.expires, "mfa_level", s->row.mfa_level));
+    json_t *body = json_pack("{s:o, s:{s:s, s:I, s:I, s:i, s:I}}", "account", account_json(&c->acct),
+                             "session", "ref", s->ref, "created", (json_int_t)s->row.created,
+                             "expires", (json_int_t)s->row.expires, "mfa_level", s->row.mfa_level,
+                             "mfa_at", (json_int_t)s->row.mfa_at);
+
+    add_mfa_status(c, r, body, s);
+    ok(c, 200, body);
 }
 
 static void
@@ -814,7 +961,8 @@ do_sessions(struct call *c, struct records *r, struct session *s)
         unavailable(c);
         return;
     }
-    ok(c, 200, json_pack("{s:o, s:s}", "sessions", list, "current", s->ref));
+    ok(c, 200, json_pack("{s:o, s:s, s:o}", "sessions", list, "current", s->ref,
+                         "recovery_used", recovery_used_json(r, &c->acct)));
 }
 
 static void
@@ -831,8 +979,588 @@ do_session_revoke(struct call *c, struct records *r, struct session *s)
 
 static void h_whoami(struct http_ctx *x, void *app) { with_session(x, app, "session.read", AUTH_ANY, do_whoami); }
 static void h_logout(struct http_ctx *x, void *app) { with_session(x, app, "session.logout", AUTH_ANY, do_logout); }
-static void h_sessions(struct http_ctx *x, void *app) { with_session(x, app, "session.list", AUTH_READY, do_sessions); }
+static void h_sessions(struct http_ctx *x, void *app) { with_session(x, app, "session.list", AUTH_PARTIAL, do_sessions); }
 static void h_session_revoke(struct http_ctx *x, void *app) { with_session(x, app, "session.revoke", AUTH_ANY, do_session_revoke); }
+
+/* ---- second factors (docs/mfa.md) -------------------------------------
+ *
+ * Every handler here is reachable by a session that has not passed its
+ * second factor (AUTH_PARTIAL): enrollment and challenges.  Adding a factor
+ * to an account that already has one needs a fresh factor (step-up), so a
+ * stolen password cannot add the thief's own.  Codes are throttled like
+ * passwords, per account and per address ("totp" kind, shared by TOTP and
+ * recovery codes).  Nothing is changed on any refusal, and every refusal
+ * is audited.
+ */
+
+static void
+mfa_failed(struct call *c, struct records *r, const char *detail)
+{
+    throttle_failed(r, c);
+    set_problem(c, 401, "mfa-failed", "Code not accepted", detail);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+    http_metric_add(http_server_of(c->ctx), "coffre_mfa_failures_total", NULL, 1);
+}
+
+static void
+factor_not_allowed(struct call *c)
+{
+    set_problem(c, 403, "factor-not-allowed", "Factor not allowed",
+                "Your role may not use this kind of second factor.");
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+}
+
+static void
+bad_code(struct call *c)
+{
+    bad_request(c, "A code is 6 digits (TOTP) or 12 letters and digits (recovery code), "
+                   "without spaces or other characters.");
+}
+
+/* The code member of {code}, or NULL after answering 400. */
+static const char *
+code_of(struct call *c)
+{
+    static const char *const allowed[] = { "code", NULL };
+    json_t *body = http_json(c->ctx);
+    const char *code = str_member(body, "code", MFA_CODE_MAX_BYTES);
+
+    if (http_json_only(body, allowed) != 0 || code == NULL) {
+        bad_code(c);
+        return NULL;
+    }
+    return code;
+}
+
+/* Throttle of this account's and this address's code attempts; 0 to go on. */
+static int
+code_throttle(struct call *c, struct records *r)
+{
+    int64_t wait = throttle_wait(r, c, "totp", c->acct.id);
+
+    if (wait == 0)
+        return 0;
+    throttled(c, wait);
+    return -1;
+}
+
+/* An account that has a usable factor adds another only with a fresh one. */
+static int
+adding_allowed(struct call *c, struct records *r, const struct session *s, unsigned kind)
+{
+    struct mfa_state st;
+    int64_t now = (int64_t)time(NULL);
+
+    if (!(c->api->mfa.allowed[c->acct.role] & kind)) {
+        factor_not_allowed(c);
+        return -1;
+    }
+    if (mfa_state_of(r, &c->acct, &st) != CF_OK) {
+        unavailable(c);
+        return -1;
+    }
+    if ((mfa_usable(&c->api->mfa, &c->acct, &st) & (MFA_TOTP | MFA_WEBAUTHN)) != 0 &&
+        mfa_gate_step_up(&c->api->mfa, &c->acct, &st, s->row.mfa_level, s->row.mfa_at, now) !=
+            MFA_GATE_OK) {
+        mfa_refused(c, MFA_GATE_CHALLENGE, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* The session passed a factor: raise it and answer. */
+static void
+factor_passed(struct call *c, struct records *r, struct session *s, int level, json_t *body)
+{
+    if (session_raise_mfa(r, s, level, (int64_t)time(NULL)) != CF_OK) {
+        json_decref(body);
+        unavailable(c);
+        return;
+    }
+    if (!sodium_is_zero(c->k_login, sizeof c->k_login))      /* a code was throttled */
+        account_throttle_clear(r, c->k_login);
+    if (body == NULL)
+        body = json_object();
+    json_object_set_new(body, "mfa_level", json_integer(s->row.mfa_level));
+    ok(c, 200, body);
+}
+
+static json_t *
+codes_list(char codes[MFA_RECOVERY_COUNT][MFA_RECOVERY_TEXT + 1])
+{
+    json_t *list = json_array();
+    size_t i;
+
+    for (i = 0; i < MFA_RECOVERY_COUNT; i++)
+        json_array_append_new(list, json_string(codes[i]));
+    sodium_memzero(codes, MFA_RECOVERY_COUNT * sizeof codes[0]);
+    return list;
+}
+
+static void
+do_totp_enroll(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { NULL };
+    struct mfa_totp_enrollment e;
+
+    if (http_json_only(http_json(c->ctx), allowed) != 0) {
+        bad_request(c, "Send an empty JSON object.");
+        return;
+    }
+    if (adding_allowed(c, r, s, MFA_TOTP) != 0)
+        return;
+    if (mfa_totp_enroll(r, &c->acct, s->row.token_hash, (int64_t)time(NULL), &e) != CF_OK) {
+        unavailable(c);
+        return;
+    }
+    ok(c, 200, json_pack("{s:s, s:s, s:s, s:i, s:i}", "secret", e.secret, "otpauth_uri", e.uri,
+                         "qr_svg", e.qr_svg, "digits", MFA_TOTP_DIGITS, "period", MFA_TOTP_STEP_S));
+    mfa_totp_enrollment_release(&e);
+}
+
+static void
+do_totp_confirm(struct call *c, struct records *r, struct session *s)
+{
+    char codes[MFA_RECOVERY_COUNT][MFA_RECOVERY_TEXT + 1];
+    const char *code = code_of(c);
+    int64_t now = (int64_t)time(NULL);
+    struct cf_errmsg em = { "" };
+    struct mfa_state st;
+    int first;
+    enum cf_err rc;
+
+    if (code == NULL || code_throttle(c, r) != 0)
+        return;
+    if (mfa_state_of(r, &c->acct, &st) != CF_OK ||
+        store_begin(records_store(r), STORE_TX_NORMAL) != CF_OK) {
+        unavailable(c);
+        return;
+    }
+    /* the first factor brings the recovery codes, in the same transaction */
+    first = st.recovery_left == 0;
+    rc = mfa_totp_confirm(r, &c->acct, s->row.token_hash, code, now);
+    if (rc == CF_OK && first)
+        rc = mfa_recovery_new(r, &c->acct, now, codes);
+    if (rc == CF_OK)
+        rc = store_commit(records_store(r), &em);
+    else
+        store_rollback(records_store(r));
+    switch (rc) {
+    case CF_OK:
+        factor_passed(c, r, s, MFA_LEVEL_CODE, first ? json_pack("{s:o}", "recovery_codes",
+                                                                 codes_list(codes)) : NULL);
+        break;
+    case CF_ERR_INPUT:
+        bad_code(c);
+        break;
+    case CF_ERR_NOTFOUND:
+        set_problem(c, 409, "no-pending-enrollment", "Nothing to confirm",
+                    "No TOTP enrollment started by this session is waiting. Start one "
+                    "(POST /api/v1/mfa/totp/enroll) and confirm it from the same session.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        break;
+    case CF_ERR_AUTH:
+        mfa_failed(c, r, "The code is not right. Check the device's clock and try the next code.");
+        break;
+    default:
+        unavailable(c);
+        break;
+    }
+    sodium_memzero(codes, sizeof codes);
+}
+
+static void
+do_totp_verify(struct call *c, struct records *r, struct session *s)
+{
+    const char *code = code_of(c);
+
+    if (code == NULL)
+        return;
+    if (!(c->api->mfa.allowed[c->acct.role] & MFA_TOTP)) {
+        factor_not_allowed(c);
+        return;
+    }
+    if (code_throttle(c, r) != 0)
+        return;
+    switch (mfa_totp_verify(r, &c->acct, code, (int64_t)time(NULL))) {
+    case CF_OK:
+        factor_passed(c, r, s, MFA_LEVEL_CODE, NULL);
+        break;
+    case CF_ERR_INPUT:
+        bad_code(c);
+        break;
+    case CF_ERR_NOTFOUND:
+        set_problem(c, 409, "no-totp", "No TOTP", "This account has no TOTP enrolled.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        break;
+    case CF_ERR_AUTH:
+        mfa_failed(c, r, "The code is not right or was already used. Wait for the next code.");
+        break;
+    default:
+        unavailable(c);
+        break;
+    }
+}
+
+static void
+do_recovery_verify(struct call *c, struct records *r, struct session *s)
+{
+    const char *code = code_of(c);
+    struct mfa_state st;
+
+    if (code == NULL)
+        return;
+    if (!(c->api->mfa.allowed[c->acct.role] & MFA_RECOVERY)) {
+        factor_not_allowed(c);
+        return;
+    }
+    if (code_throttle(c, r) != 0)
+        return;
+    snprintf(c->ae.fields, sizeof c->ae.fields, "recovery_code");
+    switch (mfa_recovery_use(r, &c->acct, code, (int64_t)time(NULL))) {
+    case CF_OK:
+        if (mfa_state_of(r, &c->acct, &st) != CF_OK)
+            st.recovery_left = 0;
+        log_kv(LOG_WARN, "recovery code used", "account", c->acct.id, (const char *)NULL);
+        factor_passed(c, r, s, MFA_LEVEL_CODE, json_pack("{s:i}", "recovery_left",
+                                                         (int)st.recovery_left));
+        break;
+    case CF_ERR_INPUT:
+        bad_code(c);
+        break;
+    case CF_ERR_AUTH:
+        mfa_failed(c, r, "This recovery code is not right or was already used.");
+        break;
+    default:
+        unavailable(c);
+        break;
+    }
+}
+
+static int
+key_item(void *arg, const struct mfa_key_info *k)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:I, s:I}", "id", k->id, "name", k->name,
+                                         "created", (json_int_t)k->created,
+                                         "last_used", (json_int_t)k->last_used));
+    return 0;
+}
+
+static void
+do_mfa_status(struct call *c, struct records *r, struct session *s)
+{
+    struct mfa_state st;
+    json_t *keys = json_array(), *body;
+
+    if (mfa_state_of(r, &c->acct, &st) != CF_OK || mfa_keys(r, &c->acct, key_item, keys) != CF_OK) {
+        json_decref(keys);
+        unavailable(c);
+        return;
+    }
+    body = json_pack("{s:b, s:b, s:i, s:o, s:o, s:b, s:o, s:i, s:I}",
+                     "totp", (st.enrolled & MFA_TOTP) != 0, "totp_pending", st.totp_pending,
+                     "recovery_left", (int)st.recovery_left, "keys", keys,
+                     "recovery_used", recovery_used_json(r, &c->acct),
+                     "required", mfa_role_required(&c->api->mfa, c->acct.role),
+                     "allowed", factors_json(c->api->mfa.allowed[c->acct.role]),
+                     "mfa_level", s->row.mfa_level, "mfa_at", (json_int_t)s->row.mfa_at);
+    add_mfa_status(c, r, body, s);
+    ok(c, 200, body);
+}
+
+static void h_mfa_status(struct http_ctx *x, void *app) { with_session(x, app, "mfa.read", AUTH_PARTIAL, do_mfa_status); }
+static void h_totp_enroll(struct http_ctx *x, void *app) { with_session(x, app, "mfa.totp.enroll", AUTH_PARTIAL, do_totp_enroll); }
+static void h_totp_confirm(struct http_ctx *x, void *app) { with_session(x, app, "mfa.totp.confirm", AUTH_PARTIAL, do_totp_confirm); }
+static void h_totp_verify(struct http_ctx *x, void *app) { with_session(x, app, "mfa.totp.verify", AUTH_PARTIAL, do_totp_verify); }
+static void h_recovery_verify(struct http_ctx *x, void *app) { with_session(x, app, "mfa.recovery.use", AUTH_PARTIAL, do_recovery_verify); }
+
+/* ---- WebAuthn --------------------------------------------------------- */
+
+/* A base64url member decoded into a malloc'd buffer of at most max bytes
+ * (padding tolerated).  NULL when absent, malformed or too long. */
+static uint8_t *
+b64_member(json_t *body, const char *name, size_t max, size_t *len)
+{
+    const char *v = str_member(body, name, 4 * (max / 3 + 1) + 2);
+    uint8_t *out;
+    size_t n;
+
+    if (v == NULL)
+        return NULL;
+    n = strlen(v);
+    while (n > 0 && v[n - 1] == '=')
+        n--;
+    out = malloc(max > 0 ? max : 1);
+    if (out == NULL || n == 0 ||
+        sodium_base642bin(out, max, v, n, NULL, len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static char *
+b64_text(const uint8_t *b, size_t n, char *out, size_t cap)
+{
+    return sodium_bin2base64(out, cap, b, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static void
+webauthn_refused(struct call *c, const struct cf_errmsg *em)
+{
+    char detail[300];
+
+    snprintf(detail, sizeof detail, "The security key's answer was refused: %s.",
+             em->msg[0] != '\0' ? em->msg : "it does not verify");
+    set_problem(c, 400, "webauthn-invalid", "Security key not accepted", detail);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+    http_metric_add(http_server_of(c->ctx), "coffre_mfa_failures_total", NULL, 1);
+}
+
+static int
+cred_item(void *arg, const struct mfa_key_info *k)
+{
+    char id[2 * MFA_CRED_ID_MAX];
+
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "type", "public-key", "id",
+                                         b64_text(k->cred_id, k->cred_idlen, id, sizeof id)));
+    return 0;
+}
+
+static void
+do_register_begin(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { NULL };
+    uint8_t ch[MFA_CHALLENGE_BYTES];
+    char chb[64], uid[64];
+    json_t *exclude = json_array();
+
+    if (http_json_only(http_json(c->ctx), allowed) != 0) {
+        json_decref(exclude);
+        bad_request(c, "Send an empty JSON object.");
+        return;
+    }
+    if (adding_allowed(c, r, s, MFA_WEBAUTHN) != 0 ||
+        mfa_keys(r, &c->acct, cred_item, exclude) != CF_OK) {
+        if (c->status == 0)
+            unavailable(c);
+        json_decref(exclude);
+        return;
+    }
+    if (json_array_size(exclude) >= MFA_KEYS_MAX) {
+        json_decref(exclude);
+        set_problem(c, 409, "too-many-keys", "Too many security keys",
+                    "Remove a security key before adding another (at most 10).");
+        return;
+    }
+    if (mfa_webauthn_challenge(r, s->row.token_hash, "register", (int64_t)time(NULL), ch) != CF_OK) {
+        json_decref(exclude);
+        unavailable(c);
+        return;
+    }
+    ok(c, 200, json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:[{s:s, s:i}, {s:s, s:i}], "
+                         "s:i, s:s, s:{s:s, s:s}, s:o}",
+                         "challenge", b64_text(ch, sizeof ch, chb, sizeof chb),
+                         "rp", "id", c->api->wa.rp_id, "name", "coffre",
+                         "user", "id", b64_text(c->acct.row.id, STORE_ID_BYTES, uid, sizeof uid),
+                         "name", c->acct.login, "displayName", c->acct.login,
+                         "pubKeyCredParams", "type", "public-key", "alg", -7, "type", "public-key",
+                         "alg", -8, "timeout", MFA_CHALLENGE_TTL_S * 1000, "attestation", "none",
+                         "authenticatorSelection", "userVerification", "preferred",
+                         "residentKey", "discouraged", "excludeCredentials", exclude));
+    sodium_memzero(ch, sizeof ch);
+}
+
+/* The binary members of a finish request; 0, or -1 after answering 400. */
+static int
+webauthn_input(struct call *c, json_t *body, int registering, struct mfa_webauthn_input *in,
+               uint8_t **bufs)
+{
+    static const char *const reg[] = { "name", "id", "rawId", "type", "clientDataJSON",
+                                       "attestationObject", "transports", NULL };
+    static const char *const as[] = { "id", "rawId", "type", "clientDataJSON", "authenticatorData",
+                                      "signature", "userHandle", NULL };
+
+    memset(in, 0, sizeof *in);
+    if (http_json_only(body, registering ? reg : as) != 0) {
+        bad_request(c, registering ? "Send name, id, clientDataJSON and attestationObject."
+                                   : "Send id, clientDataJSON, authenticatorData and signature.");
+        return -1;
+    }
+    bufs[0] = b64_member(body, "id", MFA_CRED_ID_MAX, &in->idlen);
+    bufs[1] = b64_member(body, "clientDataJSON", MFA_CLIENTDATA_MAX, &in->cdjlen);
+    if (registering) {
+        in->name = str_member(body, "name", MFA_KEY_NAME_MAX);
+        bufs[2] = b64_member(body, "attestationObject", MFA_ATTESTATION_MAX, &in->attlen);
+        bufs[3] = NULL;
+    } else {
+        bufs[2] = b64_member(body, "authenticatorData", MFA_AUTHDATA_MAX, &in->adlen);
+        bufs[3] = b64_member(body, "signature", MFA_SIGNATURE_MAX, &in->siglen);
+    }
+    if (bufs[0] == NULL || bufs[1] == NULL || bufs[2] == NULL || (!registering && bufs[3] == NULL) ||
+        (registering && in->name == NULL)) {
+        bad_request(c, "A member is missing, not base64url, or over its bound (docs/mfa.md).");
+        return -1;
+    }
+    in->id = bufs[0];
+    in->cdj = bufs[1];
+    if (registering)
+        in->att = bufs[2];
+    else {
+        in->ad = bufs[2];
+        in->sig = bufs[3];
+    }
+    return 0;
+}
+
+static void
+do_register_finish(struct call *c, struct records *r, struct session *s)
+{
+    char codes[MFA_RECOVERY_COUNT][MFA_RECOVERY_TEXT + 1], key_id[RECORD_ID_HEX + 1];
+    uint8_t *bufs[4] = { NULL, NULL, NULL, NULL };
+    int64_t now = (int64_t)time(NULL);
+    struct mfa_webauthn_input in;
+    struct cf_errmsg em = { "" };
+    struct mfa_state st;
+    enum cf_err rc;
+    int first;
+    size_t i;
+
+    if (webauthn_input(c, http_json(c->ctx), 1, &in, bufs) != 0 ||
+        adding_allowed(c, r, s, MFA_WEBAUTHN) != 0)
+        goto out;
+    if (mfa_state_of(r, &c->acct, &st) != CF_OK) {
+        unavailable(c);
+        goto out;
+    }
+    first = st.recovery_left == 0;
+    /* the challenge is taken outside the transaction: spent even when
+     * what follows is refused */
+    rc = mfa_webauthn_register(r, &c->api->wa, &c->acct, s->row.token_hash, &in, now, key_id, &em);
+    if (rc == CF_OK && first && (rc = store_begin(records_store(r), STORE_TX_NORMAL)) == CF_OK) {
+        if ((rc = mfa_recovery_new(r, &c->acct, now, codes)) == CF_OK)
+            rc = store_commit(records_store(r), &em);          /* rolls back on failure */
+        else
+            store_rollback(records_store(r));
+    }
+    switch (rc) {
+    case CF_OK:
+        snprintf(c->ae.subject, sizeof c->ae.subject, "key:%s", key_id);
+        factor_passed(c, r, s, MFA_LEVEL_KEY, json_pack("{s:{s:s, s:s}}", "key", "id", key_id,
+                                                        "name", in.name));
+        if (first && c->body != NULL)
+            json_object_set_new(c->body, "recovery_codes", codes_list(codes));
+        break;
+    case CF_ERR_AUTH:
+    case CF_ERR_INPUT:
+    case CF_ERR_LIMIT:
+    case CF_ERR_EXISTS:
+        webauthn_refused(c, &em);
+        break;
+    default:
+        unavailable(c);
+        break;
+    }
+    sodium_memzero(codes, sizeof codes);
+out:
+    for (i = 0; i < 4; i++)
+        free(bufs[i]);
+}
+
+static void
+do_assert_begin(struct call *c, struct records *r, struct session *s)
+{
+    static const char *const allowed[] = { NULL };
+    uint8_t ch[MFA_CHALLENGE_BYTES];
+    json_t *creds = json_array();
+    char chb[64];
+
+    if (http_json_only(http_json(c->ctx), allowed) != 0) {
+        json_decref(creds);
+        bad_request(c, "Send an empty JSON object.");
+        return;
+    }
+    if (!(c->api->mfa.allowed[c->acct.role] & MFA_WEBAUTHN)) {
+        json_decref(creds);
+        factor_not_allowed(c);
+        return;
+    }
+    if (mfa_keys(r, &c->acct, cred_item, creds) != CF_OK) {
+        json_decref(creds);
+        unavailable(c);
+        return;
+    }
+    if (json_array_size(creds) == 0) {
+        json_decref(creds);
+        set_problem(c, 409, "no-keys", "No security key",
+                    "This account has no security key registered.");
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+        return;
+    }
+    if (mfa_webauthn_challenge(r, s->row.token_hash, "assert", (int64_t)time(NULL), ch) != CF_OK) {
+        json_decref(creds);
+        unavailable(c);
+        return;
+    }
+    ok(c, 200, json_pack("{s:s, s:s, s:o, s:s, s:i}", "challenge",
+                         b64_text(ch, sizeof ch, chb, sizeof chb), "rpId", c->api->wa.rp_id,
+                         "allowCredentials", creds, "userVerification", "preferred",
+                         "timeout", MFA_CHALLENGE_TTL_S * 1000));
+}
+
+static void
+do_assert_finish(struct call *c, struct records *r, struct session *s)
+{
+    uint8_t *bufs[4] = { NULL, NULL, NULL, NULL };
+    struct mfa_webauthn_input in;
+    struct cf_errmsg em = { "" };
+    enum cf_err rc;
+    int uv = 0;
+    size_t i;
+
+    if (webauthn_input(c, http_json(c->ctx), 0, &in, bufs) != 0)
+        goto out;
+    if (!(c->api->mfa.allowed[c->acct.role] & MFA_WEBAUTHN)) {
+        factor_not_allowed(c);
+        goto out;
+    }
+    rc = mfa_webauthn_assert(r, &c->api->wa, &c->acct, s->row.token_hash, &in, (int64_t)time(NULL),
+                             &uv, &em);
+    if (rc == CF_OK)
+        factor_passed(c, r, s, MFA_LEVEL_KEY, json_pack("{s:b}", "user_verified", uv));
+    else if (rc == CF_ERR_AUTH || rc == CF_ERR_INPUT || rc == CF_ERR_LIMIT)
+        webauthn_refused(c, &em);
+    else
+        unavailable(c);
+out:
+    for (i = 0; i < 4; i++)
+        free(bufs[i]);
+}
+
+static void
+do_key_remove(struct call *c, struct records *r, struct session *s)
+{
+    (void)s;
+    switch (mfa_key_remove(r, &c->acct, http_path_rest(c->ctx))) {
+    case CF_OK:
+        snprintf(c->ae.subject, sizeof c->ae.subject, "key:%.32s", http_path_rest(c->ctx));
+        ok(c, 200, json_pack("{s:b}", "removed", 1));
+        break;
+    case CF_ERR_NOTFOUND:
+        set_problem(c, 404, "not-found", "No such key", "None of your security keys has this id.");
+        break;
+    default:
+        unavailable(c);
+        break;
+    }
+}
+
+static void h_register_begin(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.register.begin", AUTH_PARTIAL, do_register_begin); }
+static void h_register_finish(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.register", AUTH_PARTIAL, do_register_finish); }
+static void h_assert_begin(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.assert.begin", AUTH_PARTIAL, do_assert_begin); }
+static void h_assert_finish(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.assert", AUTH_PARTIAL, do_assert_finish); }
+static void h_key_remove(struct http_ctx *x, void *app) { with_session(x, app, "mfa.webauthn.remove", AUTH_STEP_UP, do_key_remove); }
 
 /* ---- administration --------------------------------------------------- */
 
@@ -1005,7 +1733,7 @@ h_incident(struct http_ctx *ctx, void *app)
     for (i = 0; i < sizeof incidents / sizeof incidents[0]; i++)
         if (strcmp(http_path_rest(ctx), incidents[i].name) == 0)
             snprintf(action, sizeof action, "incident.%s", incidents[i].name);
-    with_session(ctx, app, action, AUTH_ADMIN, do_incident);
+    with_session(ctx, app, action, AUTH_ADMIN_STEP_UP, do_incident);
 }
 static void h_provision(struct http_ctx *x, void *app) { with_session(x, app, "account.provision", AUTH_ADMIN, do_provision); }
 
@@ -1376,26 +2104,65 @@ static void h_establishment(struct http_ctx *x, void *app)
 /* ---- the route table -------------------------------------------------- */
 
 static const struct http_route routes[] = {
-    { "POST",   "/api/v1/login",          HTTP_PREAUTH | HTTP_JSON_BODY, h_login,    "login" },
-    { "POST",   "/api/v1/activate",       HTTP_PREAUTH | HTTP_JSON_BODY, h_activate, "activate" },
-    { "POST",   "/api/v1/password",       HTTP_PREAUTH | HTTP_JSON_BODY, h_password, "password" },
-    { "GET",    "/api/v1/session",        0,                             h_whoami,   "session" },
-    { "POST",   "/api/v1/logout",         0,                             h_logout,   "logout" },
-    { "GET",    "/api/v1/sessions",       0,                             h_sessions, "sessions" },
-    { "DELETE", "/api/v1/sessions/*",     0,                       h_session_revoke, "session_revoke" },
-    { "POST",   "/api/v1/accounts",       HTTP_JSON_BODY,                h_provision, "provision" },
-    { "POST",   "/api/v1/accounts/unlock", HTTP_JSON_BODY,               h_unlock,   "unlock" },
-    { "POST",   "/api/v1/incidents/*",    HTTP_JSON_BODY,                h_incident, "incident" },
+    { "POST",   "/api/v1/login",          HTTP_PREAUTH | HTTP_JSON_BODY | NEED(AUTH_NONE), h_login,    "login" },
+    { "POST",   "/api/v1/activate",       HTTP_PREAUTH | HTTP_JSON_BODY | NEED(AUTH_NONE), h_activate, "activate" },
+    { "POST",   "/api/v1/password",       HTTP_PREAUTH | HTTP_JSON_BODY | NEED(AUTH_FACTOR), h_password, "password" },
+    { "GET",    "/api/v1/session",        NEED(AUTH_ANY),                h_whoami,   "session" },
+    { "POST",   "/api/v1/logout",         NEED(AUTH_ANY),                h_logout,   "logout" },
+    { "GET",    "/api/v1/sessions",       NEED(AUTH_PARTIAL),            h_sessions, "sessions" },
+    { "DELETE", "/api/v1/sessions/*",     NEED(AUTH_ANY),          h_session_revoke, "session_revoke" },
+    { "POST",   "/api/v1/accounts",       HTTP_JSON_BODY | NEED(AUTH_ADMIN), h_provision, "provision" },
+    { "POST",   "/api/v1/accounts/unlock", HTTP_JSON_BODY | NEED(AUTH_ADMIN), h_unlock,  "unlock" },
+    { "POST",   "/api/v1/incidents/*",    HTTP_JSON_BODY | NEED(AUTH_ADMIN_STEP_UP), h_incident, "incident" },
     /* records: every one through serve_record (guard, policy, open, audit) */
-    { "GET",    "/api/v1/students",       0,                          h_student_find, "student_find" },
-    { "GET",    "/api/v1/students/*",     0,                             h_student,  "student" },
-    { "GET",    "/api/v1/guardians/*",    0,                             h_guardian, "guardian" },
-    { "GET",    "/api/v1/children/*",     0,                    h_guardian_children, "children" },
-    { "GET",    "/api/v1/staff",          0,                            h_staff_find, "staff_find" },
-    { "GET",    "/api/v1/staff/*",        0,                             h_staff,    "staff" },
-    { "GET",    "/api/v1/classes/*",      0,                             h_class,    "class" },
-    { "GET",    "/api/v1/establishments/*", 0,                      h_establishment, "establishment" },
+    { "GET",    "/api/v1/students",       NEED(AUTH_READY),           h_student_find, "student_find" },
+    { "GET",    "/api/v1/students/*",     NEED(AUTH_READY),              h_student,  "student" },
+    { "GET",    "/api/v1/guardians/*",    NEED(AUTH_READY),              h_guardian, "guardian" },
+    { "GET",    "/api/v1/children/*",     NEED(AUTH_READY),     h_guardian_children, "children" },
+    { "GET",    "/api/v1/staff",          NEED(AUTH_READY),             h_staff_find, "staff_find" },
+    { "GET",    "/api/v1/staff/*",        NEED(AUTH_READY),              h_staff,    "staff" },
+    { "GET",    "/api/v1/classes/*",      NEED(AUTH_READY),              h_class,    "class" },
+    { "GET",    "/api/v1/establishments/*", NEED(AUTH_READY),       h_establishment, "establishment" },
+    /* second factors (docs/mfa.md): reachable before the factor is passed */
+    { "GET",    "/api/v1/mfa",            NEED(AUTH_PARTIAL),            h_mfa_status, "mfa" },
+    { "POST",   "/api/v1/mfa/totp/enroll", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_totp_enroll, "mfa_totp_enroll" },
+    { "POST",   "/api/v1/mfa/totp/confirm", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_totp_confirm, "mfa_totp_confirm" },
+    { "POST",   "/api/v1/mfa/totp/verify", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_totp_verify, "mfa_totp_verify" },
+    { "POST",   "/api/v1/mfa/recovery/verify", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_recovery_verify, "mfa_recovery_verify" },
+    { "POST",   "/api/v1/mfa/webauthn/register/begin", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_register_begin, "mfa_webauthn_register_begin" },
+    { "POST",   "/api/v1/mfa/webauthn/register/finish", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_register_finish, "mfa_webauthn_register" },
+    { "POST",   "/api/v1/mfa/webauthn/assert/begin", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_assert_begin, "mfa_webauthn_assert_begin" },
+    { "POST",   "/api/v1/mfa/webauthn/assert/finish", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_assert_finish, "mfa_webauthn_assert" },
+    { "DELETE", "/api/v1/mfa/webauthn/*", NEED(AUTH_STEP_UP),       h_key_remove, "mfa_webauthn_remove" },
 };
+
+void
+api_routes_print(FILE *f)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct http_route *rt = &routes[i];
+        unsigned need = (rt->flags & HTTP_APP_FLAGS) >> 8;
+        json_t *flags = json_array(), *o;
+        char *line;
+
+        if (rt->flags & HTTP_PREAUTH)
+            json_array_append_new(flags, json_string("preauth"));
+        if (rt->flags & HTTP_JSON_BODY)
+            json_array_append_new(flags, json_string("json_body"));
+        if (rt->flags & HTTP_FORM_BODY)
+            json_array_append_new(flags, json_string("form_body"));
+        o = json_pack("{s:s, s:s, s:s, s:o, s:s}", "method", rt->method, "pattern", rt->path,
+                      "name", rt->name, "flags", flags,
+                      "auth", need < AUTH_NEED_COUNT ? auth_need_names[need] : "?");
+        line = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (line != NULL)
+            fprintf(f, "%s\n", line);
+        free(line);
+        json_decref(o);
+    }
+}
 
 /* ---- serving ---------------------------------------------------------- */
 
@@ -1437,6 +2204,43 @@ api_free(struct api *api)
     pthread_cond_destroy(&api->rp.cv);
 }
 
+/* The relying party: --webauthn-rp-id and the origins allowed exactly
+ * (default: this server on localhost and 127.0.0.1). */
+static enum cf_err
+webauthn_setup(struct api *api, const struct api_opts *o, unsigned port, struct cf_errmsg *em)
+{
+    const char *list = o->webauthn_origins;
+    size_t n = 0;
+
+    api->wa.rp_id = o->webauthn_rp_id != NULL ? o->webauthn_rp_id : "localhost";
+    if (strlen(api->wa.rp_id) == 0 || strlen(api->wa.rp_id) > MFA_RP_ID_MAX)
+        return cf_fail(em, CF_ERR_INPUT, "--webauthn-rp-id: a host name");
+    if (list == NULL) {
+        snprintf(api->wa_origins[0], sizeof api->wa_origins[0], "http://localhost:%u", port);
+        snprintf(api->wa_origins[1], sizeof api->wa_origins[1], "http://127.0.0.1:%u", port);
+        n = 2;
+    }
+    while (list != NULL && *list != '\0') {
+        size_t k = strcspn(list, ",");
+
+        if (n == MFA_ORIGINS_MAX || k == 0 || k >= sizeof api->wa_origins[0])
+            return cf_fail(em, CF_ERR_INPUT, "--webauthn-origin: at most %d origins, each "
+                           "like https://ent.example.fr", MFA_ORIGINS_MAX);
+        memcpy(api->wa_origins[n], list, k);
+        api->wa_origins[n][k] = '\0';
+        if (strncmp(api->wa_origins[n], "https://", 8) != 0 &&
+            strncmp(api->wa_origins[n], "http://", 7) != 0)
+            return cf_fail(em, CF_ERR_INPUT, "--webauthn-origin: an origin, like https://ent.example.fr");
+        n++;
+        list += k;
+        if (*list == ',')
+            list++;
+    }
+    for (api->wa.norigins = 0; api->wa.norigins < n; api->wa.norigins++)
+        api->wa.origins[api->wa.norigins] = api->wa_origins[api->wa.norigins];
+    return CF_OK;
+}
+
 enum cf_err
 api_serve(const struct api_opts *o, struct cf_errmsg *em)
 {
@@ -1470,6 +2274,10 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     if (o->addr_free_failures)
         api.th_address.free = o->addr_free_failures;
     api.min_bits = o->password_min_bits ? o->password_min_bits : PASSWORD_MIN_BITS_DEFAULT;
+    if (o->mfa_policy_set)
+        api.mfa = o->mfa;
+    else
+        mfa_policy_default(&api.mfa);
     if ((rc = records_lock_dir(o->data_dir, &lockfd, em)) != CF_OK)
         return rc;
 
@@ -1515,6 +2323,8 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
         goto out;
     }
     if ((rc = http_start(&ho, &api.http, em)) != CF_OK)
+        goto out;
+    if ((rc = webauthn_setup(&api, o, http_port(api.http), em)) != CF_OK)
         goto out;
     if (http_metric_gauge_fn(api.http, "coffre_audit_queue_depth",
                              "Audit entries waiting for the writer", audit_depth, api.audit) != CF_OK)

@@ -7,10 +7,12 @@
 #define COFFRE_API_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "audit.h"
 #include "err.h"
 #include "guard.h"
+#include "mfa.h"
 
 struct api_opts {
     const char *data_dir;
@@ -31,7 +33,17 @@ struct api_opts {
     /* Throttling (0: the defaults of docs/signin.md). */
     uint32_t addr_free_failures;
     struct guard_opts guard;             /* from guard_opts_default, then flags */
+    /* Second factors (docs/mfa.md). */
+    int mfa_policy_set;                  /* 0: mfa_policy_default() */
+    struct mfa_policy mfa;
+    const char *webauthn_rp_id;          /* NULL: "localhost" */
+    const char *webauthn_origins;        /* comma-separated; NULL: http://localhost:PORT and http://127.0.0.1:PORT */
 };
+
+/* The route table, one JSON object a line: method, pattern, name, flags,
+ * auth (what a caller must have passed: none, session, partial, factor,
+ * ready, admin, step-up, admin+step-up; docs/mfa.md). */
+void api_routes_print(FILE *f);
 
 /* Serves until SIGTERM or SIGINT, then drains and returns.  Takes the
  * data directory's lock: one server per data directory, and no audited

@@ -75,6 +75,7 @@ struct http_server;
 #define HTTP_PREAUTH   0x1u    /* before authentication: HTTP_MAX_BODY_PREAUTH */
 #define HTTP_JSON_BODY 0x2u    /* body must be application/json, a JSON object (parsed for the handler) */
 #define HTTP_FORM_BODY 0x4u    /* body must be application/x-www-form-urlencoded (parsed: http_param) */
+#define HTTP_APP_FLAGS 0xff00u /* the application's bits (api.c: a route's auth need); http ignores them */
 
 /* Called on a pool thread once the whole request is in and passed the
  * checks above; must reply once (now, or later after http_defer). */

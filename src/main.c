@@ -30,6 +30,7 @@
 #include "ids.h"
 #include "keyring.h"
 #include "log.h"
+#include "mfa.h"
 #include "policy.h"
 #include "records.h"
 #include "scope.h"
@@ -1094,6 +1095,44 @@ cmd_account_unlock(struct cmd_args *a)
     return x;
 }
 
+/* Removes every second factor of an account whose owner lost them (after
+ * checking who they are), with a reason code the audit trail keeps. */
+static int
+cmd_account_mfa_reset(struct cmd_args *a)
+{
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    struct account *acct;
+    const char *login = need(a, "login"), *reason;
+    char fields[64];
+    enum cf_err rc;
+    int x;
+
+    if (login == NULL || (reason = need(a, "reason")) == NULL)
+        return EXIT_USAGE;
+    if (!account_reason_valid(reason))
+        return usage_error(a->cmd, "--reason: a short code such as verified-in-person "
+                           "(a-z, 0-9, '-'; never a name)");
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    acct = malloc(sizeof *acct);
+    rc = acct == NULL ? CF_ERR_NOMEM : account_find(r, login, acct);
+    if (rc == CF_ERR_NOTFOUND)
+        cf_fail(&em, rc, "no account with this login");
+    if (rc == CF_OK)
+        rc = mfa_reset(r, acct, &em);
+    snprintf(fields, sizeof fields, "reason:%s", reason);
+    x = cli_audit(a, "account.mfa_reset", rc == CF_OK ? acct->id : "", fields,
+                  rc == CF_OK ? "ok" : "failed");
+    free(acct);
+    close_records(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    if (x == 0)
+        printf("coffre: second factors removed, sessions ended; the next sign-in enrolls anew\n");
+    return x;
+}
+
 static int
 run_incident(struct cmd_args *a, enum incident what)
 {
@@ -1220,6 +1259,63 @@ parse_guard(const struct cmd_args *a, struct guard_opts *g)
     return 0;
 }
 
+/*
+ * Second factors (docs/mfa.md): --mfa-required-roles ROLE,... | none
+ * (default: teacher,staff,academie_admin,dpo,service), --mfa-admin-webauthn
+ * 0|1, --mfa-step-up-min N (10), --webauthn-rp-id HOST, --webauthn-origin
+ * URL[,URL...].
+ */
+static int
+parse_mfa(const struct cmd_args *a, struct api_opts *o)
+{
+    const char *list = opt(a, "mfa-required-roles");
+    unsigned long long wa, step;
+    int x;
+
+    if ((x = parse_num(a, "mfa-admin-webauthn", 0, 1, 0, &wa)) != 0 ||
+        (x = parse_num(a, "mfa-step-up-min", 1, MFA_STEP_UP_MAX_S / 60,
+                       MFA_STEP_UP_DEFAULT_S / 60, &step)) != 0)
+        return x;
+    mfa_policy_default(&o->mfa);
+    o->mfa_policy_set = 1;
+    if (wa)
+        mfa_policy_admin_webauthn(&o->mfa);
+    o->mfa.step_up_s = (int64_t)step * 60;
+    if (list != NULL) {
+        o->mfa.required = 0;
+        if (strcmp(list, "none") == 0)
+            list = "";
+    }
+    while (list != NULL && *list != '\0') {
+        char item[32];
+        size_t n = strcspn(list, ",");
+        enum account_role role;
+
+        if (n >= sizeof item)
+            return usage_error(a->cmd, "--mfa-required-roles: ROLE,... or none");
+        memcpy(item, list, n);
+        item[n] = '\0';
+        if (account_role_parse(item, &role) != 0)
+            return usage_error(a->cmd, "--mfa-required-roles: ROLE,... or none (roles: student, "
+                               "guardian, teacher, staff, academie_admin, dpo, service)");
+        o->mfa.required |= 1u << role;
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+    o->webauthn_rp_id = opt(a, "webauthn-rp-id");
+    o->webauthn_origins = opt(a, "webauthn-origin");
+    return 0;
+}
+
+static int
+cmd_routes(struct cmd_args *a)
+{
+    (void)a;
+    api_routes_print(stdout);
+    return 0;
+}
+
 /* A checkpoint rewrites the keyring (the epoch advances) with two fsyncs:
  * under load the time bound (1 s) sets the pace, not a count of entries. */
 #define SERVE_CHECKPOINT_ENTRIES 100000
@@ -1279,6 +1375,8 @@ cmd_serve(struct cmd_args *a)
     o.password_min_bits = (unsigned)bits;
     o.audit.checkpoint_entries = (unsigned)ck_entries;
     o.audit.checkpoint_ms = (unsigned)ck_ms;
+    if ((x = parse_mfa(a, &o)) != 0)
+        return x;
     rc = api_serve(&o, &em);
     return rc == CF_OK ? 0 : fail(a, rc, &em);
 }
@@ -1664,9 +1762,11 @@ cmd_scope(struct cmd_args *a)
         q.rule == NULL)
         return usage_error(a->cmd, "give at least one selector (--actor, --session, --address, "
                            "--from/--to, --compartment, --establishment, --account-state, --rule)");
-    if (people != NULL && dpo == NULL)
+    if (people != NULL && (dpo == NULL || opt(a, "totp") == NULL))
         return usage_error(a->cmd, "--people opens names and contacts: give --dpo LOGIN (an active "
-                           "DPO account)");
+                           "DPO account) and --totp CODE (its current code)");
+    if (people == NULL && (dpo != NULL || opt(a, "totp") != NULL))
+        return usage_error(a->cmd, "--dpo and --totp go with --people");
     if ((people != NULL && note != NULL && strcmp(people, note) == 0))
         return usage_error(a->cmd, "--people and --notification must be different files");
     if ((x = open_records(a, &r, &em)) != 0)
@@ -1688,21 +1788,26 @@ cmd_scope(struct cmd_args *a)
     if (dpo != NULL) {
         struct account *acct = malloc(sizeof *acct);
 
+        const char *why = "--dpo: not an active DPO account";
+
         rc = acct == NULL ? CF_ERR_NOMEM : account_find(r, dpo, acct);
         if (rc == CF_OK && (acct->role != ROLE_DPO ||
                             strcmp(acct->row.state, ACCOUNT_STATE_ACTIVE) != 0))
             rc = CF_ERR_DENIED;
+        /* a fresh second factor: a current TOTP code, each accepted once */
+        if (rc == CF_OK && (rc = mfa_totp_verify(r, acct, opt(a, "totp"), (int64_t)time(NULL))) != CF_OK)
+            why = rc == CF_ERR_NOTFOUND ? "--totp: this DPO account has no TOTP enrolled"
+                                        : "--totp: wrong, expired or already used code";
         if (rc == CF_OK)
             snprintf(da.actor, sizeof da.actor, "acct:%s", acct->id);
-        free(acct);
-        /* TODO(mfa): also require --totp CODE checked by mfa_totp_verify once
-         * branch mfa has it (MFA_CONTRACT.md); until then --dpo alone. */
         if (rc != CF_OK) {
             x = cli_audit(a, "scope.people", "", "", "denied");
+            free(acct);
             close_records(r);
-            fprintf(stderr, "coffre %s: --dpo: not an active DPO account\n", a->cmd->name);
+            fprintf(stderr, "coffre %s: %s\n", a->cmd->name, why);
             return EXIT_FAILURE;
         }
+        free(acct);
     }
     /* how the scope was asked, for the notification (ids only) */
     selectors[0] = '\0';
@@ -1808,14 +1913,15 @@ static const struct opt o_archive[] = { DATA_OPTS, { "before", 0 }, { "out", 0 }
 static const struct opt o_scope[] = { DATA_OPTS, { "actor", 1 }, { "session", 0 }, { "address", 0 },
     { "from", 0 }, { "to", 0 }, { "compartment", 0 }, { "establishment", 0 },
     { "account-state", 0 }, { "rule", 0 }, { "people", 0 }, { "notification", 0 }, { "dpo", 0 },
-    { "dpo-contact", 0 }, { "format", 0 }, { NULL, 0 } };
+    { "dpo-contact", 0 }, { "format", 0 }, { "totp", 0 }, { NULL, 0 } };
 static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 0 },
     { "tls-key", 0 }, { "insecure-http", 0 }, { "trusted-proxy", 1 }, { "threads", 0 },
     { "hash-workers", 0 }, { "hash-queue", 0 }, { "hash-t", 0 }, { "hash-m-kib", 0 },
     { "session-idle", 0 }, { "session-absolute", 0 }, { "password-min-bits", 0 },
     { "audit-checkpoint-entries", 0 }, { "audit-checkpoint-ms", 0 }, { "guard-dry-run", 0 },
     { "guard-budgets", 0 }, { "guard-address-budget", 0 }, { "guard-miss-weight", 0 },
-    { "guard-block-s", 0 }, { NULL, 0 } };
+    { "guard-block-s", 0 }, { "mfa-required-roles", 0 }, { "mfa-admin-webauthn", 0 },
+    { "mfa-step-up-min", 0 }, { "webauthn-rp-id", 0 }, { "webauthn-origin", 0 }, { NULL, 0 } };
 static const struct opt o_provision[] = { DATA_OPTS, { "role", 0 }, { "person", 0 },
     { "establishment", 0 }, { "academie", 0 }, { "login", 0 }, { "code-days", 0 }, { "all", 0 },
     { "out", 0 }, { NULL, 0 } };
@@ -1840,7 +1946,9 @@ static const struct cmd commands[] = {
       "       [--hash-queue N] [--hash-t N] [--hash-m-kib N] [--session-idle S]\n"
       "       [--session-absolute S] [--password-min-bits N] [--audit-checkpoint-entries N]\n"
       "       [--audit-checkpoint-ms MS] [--guard-dry-run 1] [--guard-budgets ROLE=S/L,...]\n"
-      "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]",
+      "       [--guard-address-budget S/L] [--guard-miss-weight N] [--guard-block-s N]\n"
+      "       [--mfa-required-roles ROLE,...|none] [--mfa-admin-webauthn 1] [--mfa-step-up-min N]\n"
+      "       [--webauthn-rp-id HOST] [--webauthn-origin URL[,URL...]]",
       "Serves the HTTP API (default 127.0.0.1:8080) until SIGTERM, then finishes the\n"
       "requests in flight, writes the audit trail's final checkpoint and exits 0.\n"
       "Plain HTTP is refused on a non-loopback address unless --insecure-http 1.\n"
@@ -1850,8 +1958,14 @@ static const struct cmd commands[] = {
       "queue 256; sessions idle 30 min, absolute 12 h; passwords >= 50 bits.  The\n"
       "audit trail signs a checkpoint (and advances its epoch) every 1 s or 100,000\n"
       "entries, whichever comes first.  The guard's budgets (distinct people read per\n"
-      "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n" DATA_HELP,
+      "1 h / 24 h), miss weight and address block time default to docs/guard.md's.\n"
+      "Second factors (docs/mfa.md): required for teacher, staff, academie_admin, dpo\n"
+      "and service; step-up within 10 min for incident commands; WebAuthn relying\n"
+      "party 'localhost' with this server's loopback origins unless given.\n" DATA_HELP,
       o_serve, 0, cmd_serve },
+    { "routes", "", "Prints the HTTP route table, one JSON object a line: method, pattern,\n"
+      "name, flags and what a caller must have passed (auth: none, session, partial,\n"
+      "factor, ready, admin, step-up, admin+step-up; docs/mfa.md).", NULL, 0, cmd_routes },
     { "audit verify", DATA_USAGE " [--initial-seed FILE] [--archive FILE]...",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"
       "checkpoint, the chain of epoch keys, and that no checkpoint is missing.  With\n"
@@ -1864,7 +1978,8 @@ static const struct cmd commands[] = {
     { "scope", DATA_USAGE " [--actor ACCOUNT]... [--session REF] [--address CIDR]\n"
       "       [--from WHEN] [--to WHEN] [--compartment CODE] [--establishment UAI]\n"
       "       [--account-state STATE] [--rule RULE] [--format text|json]\n"
-      "       [--notification FILE.md] [--people FILE.csv --dpo LOGIN] [--dpo-contact TEXT]",
+      "       [--notification FILE.md] [--people FILE.csv --dpo LOGIN --totp CODE]\n"
+      "       [--dpo-contact TEXT]",
       "Whose data was read, which fields, by whom: the accesses matching every\n"
       "selector given (at least one), the people they served (students, guardians,\n"
       "staff; by establishment and field; in clear or never decrypted), reads refused,\n"
@@ -1875,7 +1990,8 @@ static const struct cmd commands[] = {
       "a guard lockout (budget-1h, budget-24h, address-1h, address-24h, canary).\n"
       "--notification writes a draft of the Art. 33 notification; --people writes one\n"
       "line per person to notify (a minor's guardians), opening names and contacts:\n"
-      "it needs an active DPO account, and each opening is audited.  Files appear\n"
+      "it needs an active DPO account and its current TOTP code (each code works\n"
+      "once), and each opening is audited.  Files appear\n"
       "whole or not at all.  Exit 1 when no entry matches.\n" DATA_HELP,
       o_scope, 0, cmd_scope },
     { "audit archive", DATA_USAGE " --before WHEN --out FILE",
@@ -1967,6 +2083,12 @@ static const struct cmd commands[] = {
       "Unlocks an account the guard locked.  CODE says why, as a short code kept in\n"
       "the audit trail (e.g. verified-with-user, false-positive): a-z, 0-9, '-'.\n" DATA_HELP,
       o_account_unlock, 0, cmd_account_unlock },
+    { "account mfa-reset", DATA_USAGE " --login LOGIN --reason CODE",
+      "Removes every second factor of the account (TOTP, security keys, recovery\n"
+      "codes) and ends its sessions, for a person who lost them: check who they are\n"
+      "first.  The reason code (e.g. verified-in-person) goes to the audit trail.\n"
+      "Staff roles must then enroll again before anything else.\n" DATA_HELP,
+      o_account_unlock, 0, cmd_account_mfa_reset },
     { "incident freeze-unactivated", INCIDENT_USAGE,
       "Freezes every provisioned, never-activated account in scope: their codes\n"
       "stop working.\n" INCIDENT_HELP, o_incident, 0, cmd_incident_freeze },

@@ -111,6 +111,19 @@ session_revoke(struct records *r, const struct session *s)
     return store_session_revoke(records_store(r), s->row.token_hash);
 }
 
+enum cf_err
+session_raise_mfa(struct records *r, struct session *s, int level, int64_t now)
+{
+    int to = level > s->row.mfa_level ? level : s->row.mfa_level;
+    enum cf_err rc = store_session_set_mfa(records_store(r), s->row.token_hash, to, now);
+
+    if (rc == CF_OK) {
+        s->row.mfa_level = to;
+        s->row.mfa_at = now;
+    }
+    return rc;
+}
+
 struct ref_match {
     const char *ref;
     uint8_t hash[STORE_TOKEN_HASH_BYTES];

@@ -4,8 +4,8 @@
  * A session token is 256 random bits, given to the client once (cookie or
  * bearer) and stored only as its BLAKE2b hash.  Sessions expire after an
  * idle time and at an absolute time, and are revoked by sign-out, by a
- * password change and by incident commands.  The MFA level is recorded for
- * the policy of issue 4.
+ * password change and by incident commands.  Each session keeps the
+ * second-factor level it passed and when (mfa_level, mfa_at: docs/mfa.md).
  */
 #ifndef COFFRE_SESSION_H
 #define COFFRE_SESSION_H
@@ -48,6 +48,12 @@ enum cf_err session_lookup(struct records *r, const char *token,
                            struct session *out) WARN_UNUSED;
 
 enum cf_err session_revoke(struct records *r, const struct session *s) WARN_UNUSED;
+
+/* The session passed a second factor of `level` (1: TOTP or recovery code,
+ * 2: WebAuthn) at `now`: mfa_at = now, mfa_level = the higher of the two.
+ * Updates the store and s->row. */
+enum cf_err session_raise_mfa(struct records *r, struct session *s, int level,
+                              int64_t now) WARN_UNUSED;
 
 /* Revokes one of the account's own sessions by its ref. */
 enum cf_err session_revoke_ref(struct records *r, const char *account_id,

@@ -200,6 +200,7 @@ struct store_session {
     int64_t created, last_used, expires;     /* seconds */
     int mfa_level;
     int revoked;
+    int64_t mfa_at;                          /* last second factor passed; 0: never */
 };
 
 enum cf_err store_session_insert(struct store *st,
@@ -245,6 +246,73 @@ typedef int (*store_canary_fn)(void *arg, const uint8_t id[STORE_ID_BYTES],
                                const char *compartment, uint32_t kv,
                                const uint8_t *fields, size_t len);
 enum cf_err store_canaries(struct store *st, store_canary_fn fn, void *arg) WARN_UNUSED;
+
+/* ---- second factors (src/mfa.c, docs/mfa.md) -------------------------- */
+
+/* The session's second-factor level and when it was last passed. */
+enum cf_err store_session_set_mfa(struct store *st,
+                                  const uint8_t hash[STORE_TOKEN_HASH_BYTES],
+                                  int level, int64_t at) WARN_UNUSED;
+
+#define STORE_FACTOR_KIND_MAX 16
+#define STORE_FACTOR_FIELDS_MAX 1024
+
+struct store_factor {
+    uint8_t id[STORE_ID_BYTES];
+    uint8_t account[STORE_ID_BYTES];
+    char kind[STORE_FACTOR_KIND_MAX + 1];     /* "totp", "webauthn" */
+    int active;                               /* 0: pending confirmation */
+    uint8_t session[STORE_TOKEN_HASH_BYTES];  /* pending: the session that asked */
+    uint8_t has_session;
+    char compartment[ACADEMIE_CODE_BYTES + 1];
+    uint32_t kv;
+    int64_t counter;                          /* TOTP: last step; WebAuthn: sign count */
+    int64_t created, last_used;
+    size_t fields_len;
+    uint8_t fields[STORE_FACTOR_FIELDS_MAX];  /* sealed, opaque here */
+};
+
+/* Inserts, or replaces the row with the same id. */
+enum cf_err store_factor_put(struct store *st, const struct store_factor *f) WARN_UNUSED;
+typedef int (*store_factor_fn)(void *arg, const struct store_factor *f);
+/* The account's factors (pending ones too), oldest first, at most limit. */
+enum cf_err store_factors_of(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                             size_t limit, store_factor_fn fn, void *arg) WARN_UNUSED;
+/* Deletes one factor of the account (CF_ERR_NOTFOUND: none such), or with
+ * id NULL every factor of that kind, active or pending (active < 0: both). */
+enum cf_err store_factor_delete(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                                const uint8_t *id, const char *kind, int active) WARN_UNUSED;
+/* Compare-and-set of the counter: succeeds only if it still holds `old`
+ * (CF_ERR_AUTH otherwise: a concurrent use won), so a TOTP step or a
+ * signature counter value is accepted at most once. */
+enum cf_err store_factor_advance(struct store *st, const uint8_t id[STORE_ID_BYTES],
+                                 int64_t old, int64_t counter, int64_t now) WARN_UNUSED;
+/* Makes a pending factor active. */
+enum cf_err store_factor_activate(struct store *st, const uint8_t id[STORE_ID_BYTES],
+                                  int64_t counter, int64_t now) WARN_UNUSED;
+
+/* Recovery codes: replaces the account's set with n keyed hashes. */
+enum cf_err store_recovery_set(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                               const uint8_t (*hashes)[STORE_CODE_HASH_BYTES], size_t n,
+                               int64_t now) WARN_UNUSED;
+/* Spends one unused code: CF_ERR_AUTH when no unused code has this hash. */
+enum cf_err store_recovery_use(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                               const uint8_t hash[STORE_CODE_HASH_BYTES],
+                               int64_t now) WARN_UNUSED;
+/* How many are left; fn (may be NULL) visits the time of each one spent. */
+typedef int (*store_recovery_fn)(void *arg, int64_t used);
+enum cf_err store_recovery_info(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                                uint32_t *left, store_recovery_fn fn, void *arg) WARN_UNUSED;
+
+/* WebAuthn challenges, one per session and purpose ("register", "assert"). */
+#define STORE_CHALLENGE_MAX 64
+enum cf_err store_challenge_put(struct store *st, const uint8_t session[STORE_TOKEN_HASH_BYTES],
+                                const char *purpose, const uint8_t *challenge, size_t len,
+                                int64_t expires) WARN_UNUSED;
+/* Takes (reads and deletes) it: a challenge answers once. */
+enum cf_err store_challenge_take(struct store *st, const uint8_t session[STORE_TOKEN_HASH_BYTES],
+                                 const char *purpose, uint8_t out[STORE_CHALLENGE_MAX],
+                                 size_t *len, int64_t *expires) WARN_UNUSED;
 
 /* Schema version of the open store, and the newest this build knows. */
 int store_schema_version(struct store *st);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,7 @@ struct store {
     sqlite3_stmt *misc[M_COUNT];
     sqlite3_stmt *stmt[Q_KIND_COUNT][STORE_TABLE_COUNT];
     sqlite3_stmt *dk_put, *dk_all;
+    sqlite3_stmt *mfa[16];                 /* second factors: see the end of the file */
     int schema;
     int durable;            /* synchronous = FULL in force */
     int bulk;               /* in a STORE_TX_BULK transaction */
@@ -192,6 +194,8 @@ store_close(struct store *st)
             sqlite3_finalize(st->stmt[q][t]);
     for (q = 0; q < M_COUNT; q++)
         sqlite3_finalize(st->misc[q]);
+    for (q = 0; q < (int)(sizeof st->mfa / sizeof st->mfa[0]); q++)
+        sqlite3_finalize(st->mfa[q]);
     sqlite3_finalize(st->dk_put);
     sqlite3_finalize(st->dk_all);
     deferred_free(st);
@@ -992,7 +996,7 @@ enum cf_err
 store_session_insert(struct store *st, const struct store_session *x)
 {
     sqlite3_stmt *s = misc(st, M_SES_INSERT, "INSERT INTO sessions (token_hash, account_id, "
-        "created, last_used, expires, mfa_level, revoked) VALUES (?1,?2,?3,?4,?5,?6,?7)");
+        "created, last_used, expires, mfa_level, revoked, mfa_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
 
     if (s == NULL)
         return CF_ERR_STORE;
@@ -1003,6 +1007,7 @@ store_session_insert(struct store *st, const struct store_session *x)
     sqlite3_bind_int64(s, 5, x->expires);
     sqlite3_bind_int(s, 6, x->mfa_level);
     sqlite3_bind_int(s, 7, x->revoked);
+    sqlite3_bind_int64(s, 8, x->mfa_at);
     return step_done(st, s, 0);
 }
 
@@ -1020,6 +1025,7 @@ read_session(sqlite3_stmt *s, struct store_session *x)
     x->expires = sqlite3_column_int64(s, 4);
     x->mfa_level = sqlite3_column_int(s, 5);
     x->revoked = sqlite3_column_int(s, 6);
+    x->mfa_at = sqlite3_column_int64(s, 7);
     return CF_OK;
 }
 
@@ -1029,7 +1035,7 @@ read_session_any(sqlite3_stmt *s, void *out)
     return read_session(s, out);
 }
 
-#define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked"
+#define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked, mfa_at"
 
 enum cf_err
 store_session_get(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES],
@@ -1215,6 +1221,300 @@ store_canaries(struct store *st, store_canary_fn fn, void *arg)
     }
     if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
         rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- second factors --------------------------------------------------- */
+
+enum mfa_stmt {
+    F_SES_MFA, F_PUT, F_OF, F_DEL_ONE, F_DEL_KIND, F_ADVANCE, F_ACTIVATE, F_REC_DEL, F_REC_ADD,
+    F_REC_USE, F_REC_INFO, F_CH_PUT, F_CH_TAKE, F_COUNT
+};
+_Static_assert(F_COUNT <= sizeof ((struct store *)0)->mfa / sizeof(sqlite3_stmt *),
+               "struct store: room for every second-factor statement");
+
+static sqlite3_stmt *
+mfa_stmt(struct store *st, enum mfa_stmt m, const char *sql)
+{
+    if (st->mfa[m] == NULL &&
+        sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->mfa[m], NULL) !=
+            SQLITE_OK)
+        return NULL;
+    sqlite3_reset(st->mfa[m]);
+    sqlite3_clear_bindings(st->mfa[m]);
+    return st->mfa[m];
+}
+
+enum cf_err
+store_session_set_mfa(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES], int level,
+                      int64_t at)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_SES_MFA,
+                               "UPDATE sessions SET mfa_level = ?2, mfa_at = ?3 WHERE token_hash = ?1");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, hash, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, level);
+    sqlite3_bind_int64(s, 3, at);
+    return step_done(st, s, 1);
+}
+
+#define FAC_COLS "id, account_id, kind, active, session_hash, compartment, kv, fields, counter, " \
+                 "created, last_used"
+
+enum cf_err
+store_factor_put(struct store *st, const struct store_factor *f)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_PUT, "INSERT INTO mfa_factors (" FAC_COLS ") VALUES "
+        "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) ON CONFLICT(id) DO UPDATE SET active = ?4, "
+        "session_hash = ?5, kv = ?7, fields = ?8, counter = ?9, last_used = ?11");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, f->id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, f->account, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, f->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, f->active);
+    if (f->has_session)
+        sqlite3_bind_blob(s, 5, f->session, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, f->compartment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, f->kv);
+    sqlite3_bind_blob(s, 8, f->fields, (int)f->fields_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, f->counter);
+    sqlite3_bind_int64(s, 10, f->created);
+    sqlite3_bind_int64(s, 11, f->last_used);
+    return step_done(st, s, 0);
+}
+
+static enum cf_err
+read_factor(sqlite3_stmt *s, struct store_factor *f)
+{
+    const char *kind = (const char *)sqlite3_column_text(s, 2);
+    const char *comp = (const char *)sqlite3_column_text(s, 5);
+    size_t n;
+
+    memset(f, 0, offsetof(struct store_factor, fields));
+    if (col_blob(s, 0, f->id, STORE_ID_BYTES, &n) != 0 || n != STORE_ID_BYTES ||
+        col_blob(s, 1, f->account, STORE_ID_BYTES, &n) != 0 || n != STORE_ID_BYTES ||
+        kind == NULL || strlen(kind) > STORE_FACTOR_KIND_MAX || comp == NULL ||
+        strlen(comp) > ACADEMIE_CODE_BYTES ||
+        col_blob(s, 4, f->session, STORE_TOKEN_HASH_BYTES, &n) != 0 ||
+        (n != 0 && n != STORE_TOKEN_HASH_BYTES) ||
+        col_blob(s, 7, f->fields, sizeof f->fields, &f->fields_len) != 0)
+        return CF_ERR_STORE;
+    f->has_session = n == STORE_TOKEN_HASH_BYTES;
+    snprintf(f->kind, sizeof f->kind, "%s", kind);
+    snprintf(f->compartment, sizeof f->compartment, "%s", comp);
+    f->active = sqlite3_column_int(s, 3);
+    f->kv = (uint32_t)sqlite3_column_int64(s, 6);
+    f->counter = sqlite3_column_int64(s, 8);
+    f->created = sqlite3_column_int64(s, 9);
+    f->last_used = sqlite3_column_int64(s, 10);
+    return CF_OK;
+}
+
+enum cf_err
+store_factors_of(struct store *st, const uint8_t account[STORE_ID_BYTES], size_t limit,
+                 store_factor_fn fn, void *arg)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_OF, "SELECT " FAC_COLS " FROM mfa_factors WHERE "
+                               "account_id = ?1 ORDER BY rid LIMIT ?2");
+    struct store_factor *f;
+    enum cf_err rc = CF_OK;
+    int step;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    f = malloc(sizeof *f);
+    if (f == NULL)
+        return CF_ERR_NOMEM;
+    sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if ((rc = read_factor(s, f)) != CF_OK || fn(arg, f) != 0)
+            break;
+    if (rc == CF_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    free(f);
+    return rc;
+}
+
+enum cf_err
+store_factor_delete(struct store *st, const uint8_t account[STORE_ID_BYTES], const uint8_t *id,
+                    const char *kind, int active)
+{
+    sqlite3_stmt *s;
+
+    if (id != NULL) {
+        s = mfa_stmt(st, F_DEL_ONE, "DELETE FROM mfa_factors WHERE account_id = ?1 AND id = ?2");
+        if (s == NULL)
+            return CF_ERR_STORE;
+        sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 2, id, STORE_ID_BYTES, SQLITE_STATIC);
+        return step_done(st, s, 1);
+    }
+    s = mfa_stmt(st, F_DEL_KIND, "DELETE FROM mfa_factors WHERE account_id = ?1 AND kind = ?2 "
+                 "AND (?3 < 0 OR active = ?3)");
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, active);
+    return step_done(st, s, 0);
+}
+
+enum cf_err
+store_factor_advance(struct store *st, const uint8_t id[STORE_ID_BYTES], int64_t old,
+                     int64_t counter, int64_t now)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_ADVANCE, "UPDATE mfa_factors SET counter = ?3, "
+                               "last_used = ?4 WHERE id = ?1 AND active = 1 AND counter = ?2");
+    enum cf_err rc;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, old);
+    sqlite3_bind_int64(s, 3, counter);
+    sqlite3_bind_int64(s, 4, now);
+    rc = step_done(st, s, 1);
+    return rc == CF_ERR_NOTFOUND ? CF_ERR_AUTH : rc;
+}
+
+enum cf_err
+store_factor_activate(struct store *st, const uint8_t id[STORE_ID_BYTES], int64_t counter,
+                      int64_t now)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_ACTIVATE, "UPDATE mfa_factors SET active = 1, "
+        "session_hash = NULL, counter = ?2, last_used = ?3 WHERE id = ?1 AND active = 0");
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, id, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, counter);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, 1);
+}
+
+enum cf_err
+store_recovery_set(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                   const uint8_t (*hashes)[STORE_CODE_HASH_BYTES], size_t n, int64_t now)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_REC_DEL, "DELETE FROM mfa_recovery WHERE account_id = ?1");
+    enum cf_err rc;
+    size_t i;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+    if ((rc = step_done(st, s, 0)) != CF_OK)
+        return rc;
+    for (i = 0; i < n; i++) {
+        s = mfa_stmt(st, F_REC_ADD, "INSERT INTO mfa_recovery (account_id, code_hash, used, "
+                     "created) VALUES (?1, ?2, 0, ?3)");
+        if (s == NULL)
+            return CF_ERR_STORE;
+        sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 2, hashes[i], STORE_CODE_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, now);
+        if ((rc = step_done(st, s, 0)) != CF_OK)
+            return rc;
+    }
+    return CF_OK;
+}
+
+enum cf_err
+store_recovery_use(struct store *st, const uint8_t account[STORE_ID_BYTES],
+                   const uint8_t hash[STORE_CODE_HASH_BYTES], int64_t now)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_REC_USE, "UPDATE mfa_recovery SET used = ?3 WHERE "
+                               "account_id = ?1 AND code_hash = ?2 AND used = 0");
+    enum cf_err rc;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, hash, STORE_CODE_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now > 0 ? now : 1);
+    rc = step_done(st, s, 1);
+    return rc == CF_ERR_NOTFOUND ? CF_ERR_AUTH : rc;
+}
+
+enum cf_err
+store_recovery_info(struct store *st, const uint8_t account[STORE_ID_BYTES], uint32_t *left,
+                    store_recovery_fn fn, void *arg)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_REC_INFO, "SELECT used FROM mfa_recovery WHERE "
+                               "account_id = ?1 ORDER BY used");
+    enum cf_err rc = CF_OK;
+    int step, stop = 0;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    *left = 0;
+    sqlite3_bind_blob(s, 1, account, STORE_ID_BYTES, SQLITE_STATIC);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t used = sqlite3_column_int64(s, 0);
+
+        if (used == 0)
+            (*left)++;
+        else if (fn != NULL && !stop)
+            stop = fn(arg, used);
+    }
+    if (step != SQLITE_DONE)
+        rc = CF_ERR_STORE;
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum cf_err
+store_challenge_put(struct store *st, const uint8_t session[STORE_TOKEN_HASH_BYTES],
+                    const char *purpose, const uint8_t *challenge, size_t len, int64_t expires)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_CH_PUT, "INSERT INTO mfa_challenges (session_hash, purpose, "
+        "challenge, expires) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(session_hash, purpose) DO "
+        "UPDATE SET challenge = ?3, expires = ?4");
+
+    if (s == NULL || len > STORE_CHALLENGE_MAX)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, session, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, challenge, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, expires);
+    return step_done(st, s, 0);
+}
+
+enum cf_err
+store_challenge_take(struct store *st, const uint8_t session[STORE_TOKEN_HASH_BYTES],
+                     const char *purpose, uint8_t out[STORE_CHALLENGE_MAX], size_t *len,
+                     int64_t *expires)
+{
+    sqlite3_stmt *s = mfa_stmt(st, F_CH_TAKE, "DELETE FROM mfa_challenges WHERE "
+        "session_hash = ?1 AND purpose = ?2 RETURNING challenge, expires");
+    enum cf_err rc;
+
+    if (s == NULL)
+        return CF_ERR_STORE;
+    sqlite3_bind_blob(s, 1, session, STORE_TOKEN_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
+    switch (sqlite3_step(s)) {
+    case SQLITE_ROW:
+        rc = col_blob(s, 0, out, STORE_CHALLENGE_MAX, len) == 0 ? CF_OK : CF_ERR_STORE;
+        *expires = sqlite3_column_int64(s, 1);
+        /* RETURNING: the delete is done once the statement has run out */
+        if (sqlite3_step(s) != SQLITE_DONE)
+            rc = CF_ERR_STORE;
+        break;
+    case SQLITE_DONE:
+        rc = CF_ERR_NOTFOUND;
+        break;
+    default:
+        rc = CF_ERR_STORE;
+        break;
+    }
     sqlite3_reset(s);
     return rc;
 }

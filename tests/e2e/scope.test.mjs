@@ -19,6 +19,13 @@ const ine = (i) => {
   return String(n).padStart(10, '0') + 'ABCDEFGHJKLMNPRSTUVWXYZ'[n % 23];
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// The TOTP of time step `step` (30 s), by oathtool.
+function totp(secret, step) {
+  const r = spawnSync('oathtool', ['--totp', '-b', secret.replace(/ /g, ''), '-N', `@${step * 30}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+const stepNow = () => Math.floor(Date.now() / 1000 / 30);
 const statMode = (p) => statSync(p).mode & 0o777;
 
 function sqlite(db, sql) {
@@ -78,7 +85,7 @@ test('scope names exactly the people each attacker was served; notification, peo
     else set.add(r.json.id);
   };
 
-  await activate(port, a.dpo, '127.0.39.1');
+  const cookieDpo = await activate(port, a.dpo, '127.0.39.1');
   // a legitimate teacher, activated before the incident window, reads on
   const cookieL = await activate(port, a.teacherL, '127.0.40.1');
   await sleep(1100);
@@ -111,6 +118,12 @@ test('scope names exactly the people each attacker was served; notification, peo
   // meanwhile the legitimate teacher reads its classes too
   for (const cls of a.classesOf(a.teacherL.person))
     assert.equal((await request(port, 'GET', `/api/v1/classes/${cls}/students`, { cookie: cookieL, from: '127.0.40.1' })).status, 200);
+  // the DPO enrolls TOTP (the step of its confirmation is spent)
+  const enroll = await request(port, 'POST', '/api/v1/mfa/totp/enroll', { body: {}, cookie: cookieDpo, from: '127.0.39.1' });
+  assert.equal(enroll.status, 200, enroll.body);
+  const dpoStep = stepNow();
+  const confirm = await request(port, 'POST', '/api/v1/mfa/totp/confirm', { body: { code: totp(enroll.json.secret, dpoStep) }, cookie: cookieDpo, from: '127.0.39.1' });
+  assert.equal(confirm.status, 200, confirm.body);
   closeAgents();
   assert.equal(await srv.stop(), 0);
   assert.ok(truth.B.size > 0 && truth.E.size > 0 && truth.H.size > 0);
@@ -176,16 +189,26 @@ test('scope names exactly the people each attacker was served; notification, peo
   assert.ok(note.includes(`the guard locked account acct:${a.teacherE.id} automatically`), 'the lockout is a measure');
   assert.ok(note.includes('`incident.freeze-unactivated`'), 'the incident command is a measure');
 
-  // the people file: DPO only; a minor's notice goes to the guardians
+  // the people file: a DPO with a fresh second factor only; a minor's
+  // notice goes to the guardians
   const csv = join(dir, 'people.csv');
-  const noDpo = coffre(['scope', '--data', a.data, '--actor', a.teacherE.login, '--people', csv]);
-  assert.equal(noDpo.code, 2);
-  const notDpo = coffre(['scope', '--data', a.data, '--actor', a.teacherE.login, '--people', csv, '--dpo', a.teacherL.login]);
+  const people = (...extra) => coffre(['scope', '--data', a.data, '--actor', a.teacherE.login, '--people', csv, ...extra], { maxBuffer: 256 << 20 });
+  const code = totp(enroll.json.secret, Math.max(dpoStep + 1, stepNow()));
+  assert.equal(people().code, 2, 'no --dpo');
+  assert.equal(people('--dpo', a.dpo.login).code, 2, 'no --totp');
+  const notDpo = people('--dpo', a.teacherL.login, '--totp', code);
   assert.equal(notDpo.code, 1, notDpo.err);
+  assert.match(notDpo.err, /not an active DPO account/);
+  const spent = people('--dpo', a.dpo.login, '--totp', totp(enroll.json.secret, dpoStep));
+  assert.equal(spent.code, 1, 'the code of the confirmation was spent');
+  assert.match(spent.err, /--totp: wrong, expired or already used code/);
   assert.ok(!existsSync(csv));
   const before = Number(sqlite(join(a.data, 'audit.db'), "SELECT count(*) FROM entries WHERE action = 'scope.people'"));
-  const ok = coffre(['scope', '--data', a.data, '--actor', a.teacherE.login, '--people', csv, '--dpo', a.dpo.login], { maxBuffer: 256 << 20 });
+  const ok = people('--dpo', a.dpo.login, '--totp', code);
   assert.equal(ok.code, 0, ok.err);
+  const replay = coffre(['scope', '--data', a.data, '--actor', a.teacherE.login, '--people', join(dir, 'again.csv'), '--dpo', a.dpo.login, '--totp', code]);
+  assert.equal(replay.code, 1, 'a code works once');
+  assert.ok(!existsSync(join(dir, 'again.csv')));
   const rows = readFileSync(csv, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(`[${l}]`));
   const opened = sqlite(join(a.data, 'audit.db'), `SELECT subject FROM entries WHERE action = 'scope.people' AND actor = 'acct:${a.dpo.id}'`).split('\n');
   assert.ok(opened.length > before, 'every opening is audited under the DPO');

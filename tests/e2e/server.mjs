@@ -9,8 +9,15 @@ import { coffre, BIN } from './helpers.mjs';
 // Cheap Argon2id for functional tests; the flood test uses the defaults.
 export const FAST_HASH = ['--hash-t', '1', '--hash-m-kib', '1024'];
 
+// Tests of other features run with no role required to have a second factor
+// (their accounts have none; an account that enrolls one must still pass
+// it); the second-factor tests (mfa*.test.mjs) pass --mfa-required-roles
+// themselves, usually MFA_DEFAULT to keep the production default.
+export const MFA_DEFAULT = ['--mfa-required-roles', 'teacher,staff,academie_admin,dpo,service'];
+
 export async function startServer(t, data, extra = []) {
-  const child = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', ...extra],
+  const mfa = extra.includes('--mfa-required-roles') ? [] : ['--mfa-required-roles', 'none'];
+  const child = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', ...mfa, ...extra],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   let port = 0;
