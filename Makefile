@@ -29,8 +29,10 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa scope
-OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa web scope
+OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o $(BUILD)/web_files.o
+# web/: templates, app.css, app.js and the catalogues, embedded in the binary
+WEB      := $(sort $(wildcard web/*.html web/*.css web/*.js web/i18n/*.txt))
 SQL      := $(sort $(wildcard sql/sqlite/*.sql))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 BENCHES  := bench_seal bench_import bench_audit
@@ -56,6 +58,12 @@ $(BUILD)/%.o: src/%.c src/*.h | $(BUILD)
 $(BUILD)/sql_sqlite.o: $(BUILD)/sql_sqlite.c
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
+$(BUILD)/web_files.c: $(WEB) scripts/embed-web.sh | $(BUILD)
+	scripts/embed-web.sh $@ $(WEB)
+
+$(BUILD)/web_files.o: $(BUILD)/web_files.c
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
 $(BUILD)/coffre: $(BUILD)/main.o $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -70,12 +78,17 @@ unit: $(UNIT:%=$(BUILD)/%)
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" unit
 
-e2e: $(BUILD)/coffre
+# playwright-core for the browser tests (tests/e2e/browser.mjs), pinned by
+# package-lock.json; it drives Debian's chromium and downloads nothing else.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+e2e: $(BUILD)/coffre node_modules/.package-lock.json
 	COFFRE_BIN=$(abspath $(BUILD)/coffre) node --test tests/e2e/*.test.mjs
 
 # The end-to-end suite once more against an ASan+UBSan build of coffre (and
 # every CLI command it runs): any leak or undefined behaviour fails a test.
-e2e-asan:
+e2e-asan: node_modules/.package-lock.json
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" build-asan/coffre
 	COFFRE_SANITIZED=1 COFFRE_BIN=$(abspath build-asan/coffre) node --test tests/e2e/*.test.mjs
 
@@ -129,7 +142,7 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 $(WARN) -Wno-format-nonliteral \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
                 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_OBJS    := $(MODS:%=$(FUZZ_DIR)/clang/%.o) $(FUZZ_DIR)/clang/sql_sqlite.o
+FUZZ_OBJS    := $(MODS:%=$(FUZZ_DIR)/clang/%.o) $(FUZZ_DIR)/clang/sql_sqlite.o $(FUZZ_DIR)/clang/web_files.o
 # FUZZ_STRICT=1: the targets also fail on the known bugs of fuzz/README.md,
 # and fuzz-replay replays fuzz/crashes/ too (binaries built apart)
 FUZZ_DEFS    := $(if $(FUZZ_STRICT),-DFUZZ_STRICT)
@@ -165,6 +178,10 @@ $(FUZZ_DIR)/clang/%.o: src/%.c src/*.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_DIR)/clang/sql_sqlite.o: $(BUILD)/sql_sqlite.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(FUZZ_DIR)/clang/web_files.o: $(BUILD)/web_files.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 

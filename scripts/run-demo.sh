@@ -36,7 +36,13 @@ cat <<EOT
 == demo accounts ($accounts)
 $(cat "$accounts")
 
-Activate one (choose your own long passphrase), then sign in:
+In a browser: open http://localhost:${listen##*:}/activate, type a login and
+its activation code, then choose your own long passphrase; you land on "my
+account" (the administrator first sets up a second factor: an authenticator
+app, or a security key). Next time: http://localhost:${listen##*:}/signin
+(use "localhost": security keys are bound to that name).
+
+Or with curl (activate, then sign in):
 
   curl -s -X POST http://$listen/api/v1/activate -H 'Content-Type: application/json' \\
        -d '{"login":"LOGIN","code":"CODE","password":"a long passphrase of yours"}'
@@ -44,8 +50,7 @@ Activate one (choose your own long passphrase), then sign in:
        -d '{"login":"LOGIN","password":"a long passphrase of yours"}'
   curl -s -b cookies http://$listen/api/v1/session
 
-The sign-in pages come with the next milestone (issue 4); the CLI works on
-'$data' when the server is stopped ('$bin --help').
+The CLI works on '$data' when the server is stopped ('$bin --help').
 
 == serving on http://$listen (Ctrl-C stops; the audit trail is signed on exit)
 EOT

@@ -41,6 +41,7 @@
 #include "pwhash.h"
 #include "records.h"
 #include "session.h"
+#include "web.h"
 #include "banned.h"
 
 /* Raw input bounds, checked before any work (STYLE.md section 7). */
@@ -76,6 +77,7 @@ struct api {
     struct mfa_policy mfa;
     struct mfa_webauthn_opts wa;
     char wa_origins[MFA_ORIGINS_MAX][160];
+    struct web *web;
 };
 
 static struct records *
@@ -111,9 +113,12 @@ now_ms(void)
 
 /* ---- one call: the response waiting for its audit entry --------------- */
 
+struct webpage;
+
 struct call {
     struct http_ctx *ctx;
     struct api *api;
+    const struct webpage *page;            /* an HTML form or page: answered in HTML */
     struct audit_entry ae;
     /* the response */
     unsigned status;
@@ -136,6 +141,9 @@ struct call {
     struct account acct;
 };
 
+static const struct webpage *page_of(const struct http_ctx *ctx);
+static void page_send(struct call *c);
+
 static struct call *
 call_new(struct http_ctx *ctx, struct api *api, const char *action)
 {
@@ -147,6 +155,7 @@ call_new(struct http_ctx *ctx, struct api *api, const char *action)
     c->acct.row.has_code = 0;
     c->ctx = ctx;
     c->api = api;
+    c->page = page_of(ctx);
     snprintf(c->ae.action, sizeof c->ae.action, "%s", action);
     snprintf(c->ae.addr, sizeof c->ae.addr, "%s", http_client_addr(ctx));
     snprintf(c->ae.outcome, sizeof c->ae.outcome, "failed");
@@ -190,7 +199,9 @@ send_now(struct call *c)
 {
     if (c->set_cookie[0] != '\0')
         http_add_header(c->ctx, "Set-Cookie", c->set_cookie);
-    if (c->body != NULL) {
+    if (c->page != NULL)
+        page_send(c);
+    else if (c->body != NULL) {
         http_reply_json(c->ctx, c->status, c->body);
         c->body = NULL;
     } else
@@ -350,8 +361,21 @@ authenticate(struct call *c, struct records *r, enum auth_need need,
 {
     const char *tok = http_bearer(c->ctx);
 
-    if (tok == NULL)
+    if (tok == NULL) {
         tok = http_cookie(c->ctx, SESSION_COOKIE);
+        /* A browser sends the cookie along with a form another origin of
+         * the same site posts (SameSite does not stop that): a change made
+         * with the cookie must come from our own origin (docs/pages.md). */
+        if (tok != NULL && strcmp(http_method(c->ctx), "GET") != 0 &&
+            web_same_origin(http_header(c->ctx, "Origin"), http_header(c->ctx, "Sec-Fetch-Site"),
+                            http_header(c->ctx, "Host")) != 0) {
+            set_problem(c, 403, "csrf-failed", "Refused",
+                        "This request came from another site's page. Nothing was changed.");
+            snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+            snprintf(c->ae.fields, sizeof c->ae.fields, "reason:origin");
+            return -1;
+        }
+    }
     if (session_lookup(r, tok, &c->api->sess, (int64_t)time(NULL), s) != CF_OK ||
         account_get(r, s->account_id, &c->acct) != CF_OK ||
         strcmp(c->acct.row.state, ACCOUNT_STATE_ACTIVE) != 0) {
@@ -543,8 +567,10 @@ signed_in(struct call *c, struct records *r)
     char token[SESSION_TOKEN_TEXT + 1];
     struct session s;
     json_t *body;
+    char device[STORE_DEVICE_MAX + 1];
 
-    if (session_create(r, c->acct.id, 0, &c->api->sess, token, &s) != CF_OK ||
+    session_device(http_header(c->ctx, "User-Agent"), device);
+    if (session_create_on(r, c->acct.id, 0, &c->api->sess, device, token, &s) != CF_OK ||
         (c->carry_level > 0 &&
          session_raise_mfa(r, &s, c->carry_level, c->carry_at) != CF_OK)) {
         sodium_memzero(token, sizeof token);
@@ -690,8 +716,9 @@ h_activate(struct http_ctx *ctx, void *app)
     login = str_member(body, "login", API_LOGIN_MAX_BYTES);
     code = str_member(body, "code", API_CODE_MAX_BYTES);
     password = str_member(body, "password", PASSWORD_MAX_BYTES);
+    /* A page asks in two steps: the code first (no password), then both. */
     if (http_json_only(body, allowed) != 0 || login == NULL || code == NULL ||
-        password == NULL) {
+        (password == NULL && c->page == NULL)) {
         bad_request(c, "Send a JSON object with a login, an activation code and a new password.");
         finish(c);
         return;
@@ -714,6 +741,16 @@ h_activate(struct http_ctx *ctx, void *app)
         release(c->api, r);
         activation_failed(c);
         http_metric_add(http_server_of(c->ctx), "coffre_activations_total", "outcome=failed", 1);
+        finish(c);
+        return;
+    }
+    if (password == NULL) {
+        /* the page's first step: the code is right, nothing is used up */
+        release(c->api, r);
+        snprintf(c->ae.action, sizeof c->ae.action, "account.activate.check");
+        set_json(c, 200, json_pack("{s:s, s:s, s:b}", "login", login, "code", code,
+                                   "step_password", 1));
+        snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
         finish(c);
         return;
     }
@@ -938,16 +975,22 @@ do_logout(struct call *c, struct records *r, struct session *s)
              http_is_plain_loopback(c->ctx) ? "" : " Secure;");
 }
 
+struct session_items {
+    json_t *list;
+    const char *current;
+};
+
 static int
 session_item(void *arg, const struct session *s)
 {
-    json_t *list = arg;
+    struct session_items *it = arg;
     int64_t now = (int64_t)time(NULL);
 
-    json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:b}", "ref", s->ref,
+    json_array_append_new(it->list, json_pack("{s:s, s:I, s:I, s:I, s:b, s:s, s:b}", "ref", s->ref,
         "created", (json_int_t)s->row.created, "last_used", (json_int_t)s->row.last_used,
         "expires", (json_int_t)s->row.expires,
-        "live", !s->row.revoked && now < s->row.expires));
+        "live", !s->row.revoked && now < s->row.expires, "device", s->row.device,
+        "current", strcmp(s->ref, it->current) == 0));
     return 0;
 }
 
@@ -955,8 +998,9 @@ static void
 do_sessions(struct call *c, struct records *r, struct session *s)
 {
     json_t *list = json_array();
+    struct session_items it = { list, s->ref };
 
-    if (session_list(r, c->acct.id, 100, session_item, list) != CF_OK) {
+    if (session_list(r, c->acct.id, 100, session_item, &it) != CF_OK) {
         json_decref(list);
         unavailable(c);
         return;
@@ -2101,6 +2145,434 @@ static void h_establishment(struct http_ctx *x, void *app)
         with_session(x, app, "establishment.classes", AUTH_READY, d_est_classes);
 }
 
+/* ---- pages (docs/pages.md) --------------------------------------------
+ *
+ * The HTML pages are a second face of the same handlers: a form posts to a
+ * page route, which checks where it came from and its CSRF token, then
+ * calls the very JSON API handler (http_json gives it the form's fields as
+ * an object), so guard, policy and audit are the same.  The call then
+ * answers in HTML (page_send): on success a 303 to the next page, or the
+ * view of the handler's JSON answer; on failure the form again with the
+ * catalogue's message for the problem type, tied to its field.
+ */
+
+struct webpage {
+    const char *method, *path;      /* path: exact, or a prefix ending in '*' */
+    const char *action;             /* GET: the audit action */
+    const char *purpose;            /* POST: the CSRF purpose of its form */
+    int pre;                        /* POST: token bound to the pre-session cookie */
+    http_handler fn;                /* POST: the JSON API's handler */
+    const char *view;               /* rendered on success unless next() redirects */
+    const char *(*next)(struct call *c);   /* success: where to go (NULL: the view) */
+    const char *(*form)(struct call *c);   /* failure: the template (NULL: "error"), or
+                                              a page to go to ("/..."), told the problem */
+    const char *msgs;               /* catalogue: "problem.<msgs>.<type>" before "problem.<type>" */
+};
+
+/* Every form's purpose: a page carries the tokens of all of them (csrf.X). */
+static const char *const page_purposes[] = {
+    "signin", "activate", "signout", "revoke", "totp_enroll", "totp_confirm", "totp_verify",
+    "recovery_verify", "password", NULL,
+};
+/* The purposes bound to the pre-session cookie (forms shown before sign-in). */
+static int
+purpose_pre(const char *p)
+{
+    return strcmp(p, "signin") == 0 || strcmp(p, "activate") == 0;
+}
+
+static const char *
+next_signed_in(struct call *c)
+{
+    const char *mfa = json_string_value(json_object_get(c->body, "mfa"));
+
+    if (json_is_true(json_object_get(c->body, "step_password")))
+        return NULL;                /* activation, step 2: the view */
+    if (mfa != NULL && strcmp(mfa, "required") == 0)
+        return "/mfa/challenge";
+    if (mfa != NULL && strcmp(mfa, "enroll") == 0)
+        return "/mfa/enroll";
+    return "/account";
+}
+
+static const char *next_account(struct call *c) { (void)c; return "/account"; }
+static const char *form_challenge(struct call *c) { (void)c; return "/mfa/challenge"; }
+static const char *form_totp_confirm(struct call *c) { (void)c; return "mfa_totp_confirm"; }
+
+/* TOTP confirmed: the recovery codes once (the first factor), else my account. */
+static const char *
+next_totp_confirmed(struct call *c)
+{
+    return json_object_get(c->body, "recovery_codes") != NULL ? NULL : "/account";
+}
+static const char *next_bye(struct call *c) { (void)c; return "/signin?bye=1"; }
+static const char *form_signin(struct call *c) { (void)c; return "signin"; }
+static const char *form_password(struct call *c) { (void)c; return "password"; }
+
+static const char *
+form_activate(struct call *c)
+{
+    /* a weak password: step 2 again; anything else: from the code */
+    return c->ptype != NULL && strcmp(c->ptype, "weak-password") == 0 ? "activate_password"
+                                                                       : "activate";
+}
+
+/* The pages this server shows after a language switch. */
+static const char *
+next_lang(struct call *c)
+{
+    static const char *const ok_paths[] = { "/signin", "/activate", "/account", "/account/password",
+                                            "/mfa/enroll", "/mfa/challenge", NULL };
+    const char *n = http_param(c->ctx, "next");
+    size_t i;
+
+    for (i = 0; n != NULL && ok_paths[i] != NULL; i++)
+        if (strcmp(n, ok_paths[i]) == 0)
+            return ok_paths[i];
+    return "/signin";
+}
+
+static void
+p_view(struct http_ctx *ctx, void *app)
+{
+    const struct webpage *pg = page_of(ctx);
+    struct call *c = begin(ctx, app, pg->action);
+
+    if (c == NULL)
+        return;
+    set_json(c, 200, json_object());
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+    finish(c);
+}
+
+static void
+p_lang(struct http_ctx *ctx, void *app)
+{
+    struct call *c = begin(ctx, app, "page.lang");
+    enum web_lang l;
+
+    if (c == NULL)
+        return;
+    if (web_lang_parse(http_path_rest(ctx), &l) != 0) {
+        set_problem(c, 404, "not-found", "Not found", "Languages: fr, en.");
+        finish(c);
+        return;
+    }
+    snprintf(c->set_cookie, sizeof c->set_cookie, "%s=%s;%s SameSite=Strict; Path=/; Max-Age=31536000",
+             WEB_LANG_COOKIE, web_lang_code(l), http_is_plain_loopback(ctx) ? "" : " Secure;");
+    set_json(c, 200, json_object());
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+    finish(c);
+}
+
+static void
+d_account(struct call *c, struct records *r, struct session *s)
+{
+    char key[48];
+    json_t *st;
+
+    do_mfa_status(c, r, s);
+    if ((st = c->body) == NULL)
+        return;
+    c->body = NULL;
+    do_sessions(c, r, s);
+    if (c->body == NULL) {
+        json_decref(st);
+        return;
+    }
+    json_object_set_new(c->body, "mfa_status", st);
+    snprintf(key, sizeof key, "role.%s", account_role_name(c->acct.role));
+    json_object_set_new(c->body, "account", account_json(&c->acct));
+    json_object_set_new(c->body, "role_key", json_string(key));
+}
+
+static void p_account(struct http_ctx *x, void *app) { with_session(x, app, "page.account", AUTH_READY, d_account); }
+static void p_password(struct http_ctx *x, void *app) { with_session(x, app, "page.password", AUTH_FACTOR, do_whoami); }
+
+/* Whether a JSON array of strings holds s. */
+static int
+has_str(json_t *list, const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < json_array_size(list); i++)
+        if (json_is_string(json_array_get(list, i)) &&
+            strcmp(json_string_value(json_array_get(list, i)), s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Enrollment and challenge pages: GET mfa's answer, with what the
+ * templates test (has_X: enrolled and usable; allow_X: the role may). */
+static void
+d_mfa_page(struct call *c, struct records *r, struct session *s)
+{
+    json_t *b;
+
+    do_mfa_status(c, r, s);
+    if ((b = c->body) == NULL)
+        return;
+    json_object_set_new(b, "has_totp", json_boolean(has_str(json_object_get(b, "factors"), "totp")));
+    json_object_set_new(b, "has_webauthn", json_boolean(has_str(json_object_get(b, "factors"), "webauthn")));
+    json_object_set_new(b, "has_recovery", json_boolean(has_str(json_object_get(b, "factors"), "recovery")));
+    json_object_set_new(b, "allow_totp", json_boolean(has_str(json_object_get(b, "allowed"), "totp")));
+    json_object_set_new(b, "allow_webauthn", json_boolean(has_str(json_object_get(b, "allowed"), "webauthn")));
+}
+
+static void p_mfa_enroll(struct http_ctx *x, void *app) { with_session(x, app, "page.mfa.enroll", AUTH_PARTIAL, d_mfa_page); }
+static void p_mfa_challenge(struct http_ctx *x, void *app) { with_session(x, app, "page.mfa.challenge", AUTH_PARTIAL, d_mfa_page); }
+
+static void p_post(struct http_ctx *ctx, void *app);
+
+static const struct webpage pages[] = {
+    { "GET",  "/",          "page.root",     NULL, 0, p_view,    NULL,      next_account, NULL, NULL },
+    { "GET",  "/signin",    "page.signin",   NULL, 0, p_view,    "signin",  NULL, NULL, NULL },
+    { "POST", "/signin",    NULL, "signin",        1, h_login,   NULL,      next_signed_in, form_signin, NULL },
+    { "GET",  "/activate",  "page.activate", NULL, 0, p_view,    "activate", NULL, NULL, NULL },
+    { "POST", "/activate",  NULL, "activate",      1, h_activate, "activate_password",
+      next_signed_in, form_activate, NULL },
+    { "GET",  "/account",   "page.account",  NULL, 0, p_account, "account", NULL, NULL, NULL },
+    { "POST", "/signout",   NULL, "signout",       0, h_logout,  NULL,      next_bye, NULL, NULL },
+    { "POST", "/account/sessions/*", NULL, "revoke", 0, h_session_revoke, NULL, next_account, NULL, NULL },
+    { "GET",  "/lang/*",    "page.lang",     NULL, 0, p_lang,    NULL,      next_lang, NULL, NULL },
+    { "GET",  "/account/password", "page.password", NULL, 0, p_password, "password", NULL, NULL, NULL },
+    { "POST", "/account/password", NULL, "password", 0, h_password, NULL, next_account, form_password, NULL },
+    /* second factors (docs/mfa.md) */
+    { "GET",  "/mfa/enroll", "page.mfa.enroll", NULL, 0, p_mfa_enroll, "mfa_enroll", NULL, NULL, NULL },
+    { "POST", "/mfa/totp/enroll", NULL, "totp_enroll", 0, h_totp_enroll, "mfa_totp", NULL, NULL, NULL },
+    { "POST", "/mfa/totp/confirm", NULL, "totp_confirm", 0, h_totp_confirm, "mfa_recovery",
+      next_totp_confirmed, form_totp_confirm, "code" },
+    { "GET",  "/mfa/challenge", "page.mfa.challenge", NULL, 0, p_mfa_challenge, "mfa_challenge", NULL, NULL, NULL },
+    { "POST", "/mfa/totp/verify", NULL, "totp_verify", 0, h_totp_verify, NULL, next_account,
+      form_challenge, "code" },
+    { "POST", "/mfa/recovery/verify", NULL, "recovery_verify", 0, h_recovery_verify, NULL,
+      next_account, form_challenge, "code" },
+};
+
+static const struct webpage *
+page_of(const struct http_ctx *ctx)
+{
+    const char *path = http_path(ctx), *method = http_method(ctx);
+    size_t i;
+
+    if (strncmp(path, "/api/", 5) == 0)
+        return NULL;
+    for (i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        size_t n = strlen(pages[i].path);
+
+        if (strcmp(pages[i].method, method) != 0)
+            continue;
+        if (pages[i].path[n - 1] == '*' ? strncmp(path, pages[i].path, n - 1) == 0
+                                        : strcmp(path, pages[i].path) == 0)
+            return &pages[i];
+    }
+    return NULL;
+}
+
+static void
+p_get(struct http_ctx *ctx, void *app)
+{
+    page_of(ctx)->fn(ctx, app);
+}
+
+/* A form: from our own pages (Origin, Sec-Fetch-Site) with a valid token
+ * for this form, this browser and this session; then the API handler. */
+static void
+p_post(struct http_ctx *ctx, void *app)
+{
+    struct api *api = app;
+    const struct webpage *pg = page_of(ctx);
+    const char *binding = http_cookie(ctx, pg->pre ? WEB_PRE_COOKIE : SESSION_COOKIE);
+    struct call *c;
+
+    if (web_same_origin(http_header(ctx, "Origin"), http_header(ctx, "Sec-Fetch-Site"),
+                        http_header(ctx, "Host")) == 0 &&
+        web_csrf_check(api->web, pg->purpose, binding, http_param(ctx, "csrf"),
+                       (int64_t)time(NULL)) == 0) {
+        json_object_del(http_json(ctx), "csrf");
+        pg->fn(ctx, app);
+        return;
+    }
+    if ((c = begin(ctx, app, "page.csrf")) == NULL)
+        return;
+    set_problem(c, 403, "csrf-failed", "Form refused",
+                "This form did not come from this site's own page, or it has expired. "
+                "Reload the page and try again.");
+    snprintf(c->ae.fields, sizeof c->ae.fields, "form:%s", pg->purpose);
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+    http_metric_add(http_server_of(ctx), "coffre_csrf_refused_total", NULL, 1);
+    finish(c);
+}
+
+/* Static files: nothing personal, so neither session nor audit. */
+static void
+p_static(struct http_ctx *ctx, void *app)
+{
+    struct api *api = app;
+    const char *type, *data;
+    size_t len;
+
+    data = web_static(api->web, http_path_rest(ctx), &len, &type);
+    if (data == NULL) {
+        http_reply_problem(ctx, 404, "not-found", "Not found", "There is nothing at this address.", 0);
+        return;
+    }
+    http_add_header(ctx, "Cache-Control", "max-age=300");
+    http_reply_text(ctx, 200, type, data, len);
+}
+
+/* Problem types whose message belongs to one field; the others to the form. */
+static const struct {
+    const char *type, *field;
+} problem_fields[] = {
+    { "weak-password", "password" },
+    { "invalid-code", "code" },
+};
+
+static void
+page_redirect(struct call *c, const char *to)
+{
+    http_add_header(c->ctx, "Location", to);
+    http_reply_text(c->ctx, 303, "text/plain; charset=utf-8", "", 0);
+}
+
+/* What every page gets: its language, the CSRF tokens of its forms, the
+ * path (for the language switch) and the query's flags. */
+static void
+page_common(struct call *c, enum web_lang lang, json_t *data)
+{
+    const char *pre = http_cookie(c->ctx, WEB_PRE_COOKIE);
+    const char *ses = http_cookie(c->ctx, SESSION_COOKIE);
+    char fresh[WEB_PRE_TEXT + 1], tok[WEB_CSRF_TOKEN_MAX + 1];
+    json_t *csrf = json_object();
+    int64_t now = (int64_t)time(NULL);
+    size_t i;
+
+    if (pre == NULL || strlen(pre) != WEB_PRE_TEXT) {
+        char cookie[128];
+
+        web_pre_value(fresh);
+        pre = fresh;
+        snprintf(cookie, sizeof cookie, "%s=%s; HttpOnly;%s SameSite=Strict; Path=/",
+                 WEB_PRE_COOKIE, fresh, http_is_plain_loopback(c->ctx) ? "" : " Secure;");
+        http_add_header(c->ctx, "Set-Cookie", cookie);
+    }
+    for (i = 0; page_purposes[i] != NULL; i++) {
+        const char *b = purpose_pre(page_purposes[i]) ? pre : ses;
+
+        if (b == NULL)
+            continue;
+        web_csrf_token(c->api->web, page_purposes[i], b, now, tok);
+        json_object_set_new(csrf, page_purposes[i], json_string(tok));
+    }
+    json_object_set_new(data, "csrf", csrf);
+    json_object_set_new(data, "lang", json_string(web_lang_code(lang)));
+    json_object_set_new(data, "path", json_string(http_path(c->ctx)));
+    if (http_param(c->ctx, "bye") != NULL)
+        json_object_set_new(data, "bye", json_true());
+    /* ?problem=TYPE after a redirect: only a type with a message shows */
+    if (json_object_get(data, "error") == NULL && http_param(c->ctx, "problem") != NULL &&
+        strlen(http_param(c->ctx, "problem")) < 64) {
+        char key[96];
+
+        snprintf(key, sizeof key, "problem.%s", http_param(c->ctx, "problem"));
+        if (web_has_text(c->api->web, key))
+            json_object_set_new(data, "error", json_string(web_text(c->api->web, lang, key)));
+    }
+}
+
+static void
+page_send(struct call *c)
+{
+    struct http_ctx *x = c->ctx;
+    enum web_lang lang = web_lang_choose(http_cookie(x, WEB_LANG_COOKIE),
+                                         http_header(x, "Accept-Language"));
+    const char *tmpl = NULL, *to = NULL;
+    unsigned status = c->status;
+    json_t *data = json_object(), *layout;
+    char *body = NULL, *html = NULL, key[96], problem_to[128];
+    size_t blen, hlen;
+
+    if (status < 400) {
+        to = c->page->next != NULL ? c->page->next(c) : NULL;
+        tmpl = c->page->view;
+        status = 200;
+        if (json_is_object(c->body))
+            json_object_update(data, c->body);
+    } else {
+        const char *field = "form", *msg;
+        size_t i;
+
+        if (c->ptype == NULL)
+            c->ptype = "default";
+        if (strcmp(c->ptype, "unauthenticated") == 0)
+            to = "/signin";
+        else if (strcmp(c->ptype, "mfa-required") == 0)
+            to = "/mfa/enroll";
+        else if (strcmp(c->ptype, "mfa-challenge-required") == 0)
+            to = "/mfa/challenge";
+        else if (strcmp(c->ptype, "password-reset-required") == 0)
+            to = "/account/password";
+        tmpl = c->page->form != NULL ? c->page->form(c) : "error";
+        if (to == NULL && tmpl[0] == '/') {
+            /* a page of its own tells the problem (after the redirect) */
+            snprintf(problem_to, sizeof problem_to, "%s?problem=%s", tmpl, c->ptype);
+            to = problem_to;
+        }
+        snprintf(key, sizeof key, "problem.%s.%s", c->page->msgs ? c->page->msgs : "", c->ptype);
+        if (c->page->msgs == NULL || !web_has_text(c->api->web, key))
+            snprintf(key, sizeof key, "problem.%s", c->ptype);
+        if (!web_has_text(c->api->web, key))
+            snprintf(key, sizeof key, "problem.default");
+        msg = web_text(c->api->web, lang, key);
+        for (i = 0; i < sizeof problem_fields / sizeof problem_fields[0]; i++)
+            if (strcmp(c->ptype, problem_fields[i].type) == 0)
+                field = problem_fields[i].field;
+        json_object_set_new(data, "error", json_string(msg));
+        json_object_set_new(data, "err", json_pack("{s:s}", field, msg));
+        if (c->retry_after > 0)
+            json_object_set_new(data, "retry_after", json_integer(c->retry_after));
+        /* the form's own values back, never a password */
+        if (http_param(x, "login") != NULL)
+            json_object_set_new(data, "login", json_string(http_param(x, "login")));
+        if (strcmp(tmpl, "activate_password") == 0 && http_param(x, "code") != NULL)
+            json_object_set_new(data, "code", json_string(http_param(x, "code")));
+    }
+    if (to != NULL || tmpl == NULL) {
+        json_decref(data);
+        page_redirect(c, to != NULL ? to : "/account");
+        return;
+    }
+    page_common(c, lang, data);
+    snprintf(key, sizeof key, "title.%s", tmpl);
+    if (web_render(c->api->web, lang, tmpl, data, &body, &blen) != CF_OK ||
+        (layout = json_pack("{s:s, s:s, s:s, s:b, s:b}", "body", body, "title",
+                            web_text(c->api->web, lang, key), "lang", web_lang_code(lang),
+                            "is_fr", lang == WEB_FR, "is_en", lang == WEB_EN)) == NULL) {
+        free(body);
+        json_decref(data);
+        http_reply_problem(x, 500, "internal-error", "Internal error",
+                           "The page could not be made.", 0);
+        return;
+    }
+    json_object_set(layout, "path", json_object_get(data, "path"));
+    json_decref(data);
+    if (web_render(c->api->web, lang, "layout", layout, &html, &hlen) != CF_OK) {
+        json_decref(layout);
+        free(body);
+        http_reply_problem(x, 500, "internal-error", "Internal error",
+                           "The page could not be made.", 0);
+        return;
+    }
+    json_decref(layout);
+    free(body);
+    http_add_header(x, "Content-Language", web_lang_code(lang));
+    http_add_header(x, "Vary", "Accept-Language, Cookie");
+    http_reply_text(x, status, "text/html; charset=utf-8", html, hlen);
+    sodium_memzero(html, hlen);
+    free(html);
+}
+
 /* ---- the route table -------------------------------------------------- */
 
 static const struct http_route routes[] = {
@@ -2134,6 +2606,25 @@ static const struct http_route routes[] = {
     { "POST",   "/api/v1/mfa/webauthn/assert/begin", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_assert_begin, "mfa_webauthn_assert_begin" },
     { "POST",   "/api/v1/mfa/webauthn/assert/finish", HTTP_JSON_BODY | NEED(AUTH_PARTIAL), h_assert_finish, "mfa_webauthn_assert" },
     { "DELETE", "/api/v1/mfa/webauthn/*", NEED(AUTH_STEP_UP),       h_key_remove, "mfa_webauthn_remove" },
+    /* pages (docs/pages.md): forms reach the handlers above through p_post */
+    { "GET",    "/",                      NEED(AUTH_NONE),               p_get,      "page_root" },
+    { "GET",    "/signin",                NEED(AUTH_NONE),               p_get,      "page_signin" },
+    { "POST",   "/signin",                HTTP_PREAUTH | HTTP_FORM_BODY | NEED(AUTH_NONE), p_post, "form_signin" },
+    { "GET",    "/activate",              NEED(AUTH_NONE),               p_get,      "page_activate" },
+    { "POST",   "/activate",              HTTP_PREAUTH | HTTP_FORM_BODY | NEED(AUTH_NONE), p_post, "form_activate" },
+    { "GET",    "/account",               NEED(AUTH_READY),              p_get,      "page_account" },
+    { "POST",   "/signout",               HTTP_FORM_BODY | NEED(AUTH_ANY), p_post,   "form_signout" },
+    { "POST",   "/account/sessions/*",    HTTP_FORM_BODY | NEED(AUTH_ANY), p_post,   "form_revoke" },
+    { "GET",    "/lang/*",                NEED(AUTH_NONE),               p_get,      "page_lang" },
+    { "GET",    "/static/*",              NEED(AUTH_NONE),               p_static,   "static" },
+    { "GET",    "/account/password",      NEED(AUTH_FACTOR),             p_get,      "page_password" },
+    { "POST",   "/account/password",      HTTP_PREAUTH | HTTP_FORM_BODY | NEED(AUTH_FACTOR), p_post, "form_password" },
+    { "GET",    "/mfa/enroll",            NEED(AUTH_PARTIAL),            p_get,      "mfa_page_enroll" },
+    { "POST",   "/mfa/totp/enroll",       HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_enroll" },
+    { "POST",   "/mfa/totp/confirm",      HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_confirm" },
+    { "GET",    "/mfa/challenge",         NEED(AUTH_PARTIAL),            p_get,      "mfa_page_challenge" },
+    { "POST",   "/mfa/totp/verify",       HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_totp_verify" },
+    { "POST",   "/mfa/recovery/verify",   HTTP_FORM_BODY | NEED(AUTH_PARTIAL), p_post, "mfa_form_recovery_verify" },
 };
 
 void
@@ -2196,6 +2687,7 @@ api_free(struct api *api)
     pwhash_stop(api->pw);
     audit_close(api->audit);
     guard_close(api->guard);
+    web_free(api->web);
     keyring_free(api->audit_kr);
     for (i = 0; i < api->rp.nfree; i++)
         records_close(api->rp.free[i]);
@@ -2290,6 +2782,8 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
         if ((rc = guard_open(&o->guard, &api.guard, em)) != CF_OK)
             goto out;
     }
+    if ((rc = web_open(&api.web, em)) != CF_OK)
+        goto out;
     if ((rc = keyring_load(krpath, &api.audit_kr, em)) != CF_OK ||
         (rc = audit_open(o->data_dir, api.audit_kr, &o->audit, &api.audit, em)) != CF_OK ||
         (rc = pwhash_start(&po, &api.pw, em)) != CF_OK)

@@ -45,7 +45,7 @@
 
 static const char csp[] =
     "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'";
 
 /* TLS 1.2 and 1.3 only, AEAD ciphers with forward secrecy only. */
@@ -1318,6 +1318,22 @@ prepare_body(struct http_ctx *c)
         reject(c, 400, "invalid-form", "Invalid form",
                "The form has too many, repeated or malformed fields.");
         return -1;
+    }
+    if (c->route->flags & HTTP_FORM_BODY) {
+        /* the same fields as a JSON object of strings, for handlers that
+         * serve both a JSON API route and an HTML form (http_json) */
+        size_t i;
+
+        c->json = json_object();
+        for (i = 0; c->json != NULL && i < c->form.n; i++)
+            if (json_object_set_new(c->json, c->form.a[i].k, json_string(c->form.a[i].v)) != 0) {
+                json_decref(c->json);
+                c->json = NULL;
+            }
+        if (c->json == NULL) {
+            reject(c, 503, "server-busy", "Server busy", "The server is short of memory.");
+            return -1;
+        }
     }
     return 0;
 }

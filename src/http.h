@@ -153,7 +153,9 @@ const char *http_bearer(const struct http_ctx *c);
 /* Client address (numeric): the socket's, or the last address of
  * X-Forwarded-For that is not a trusted proxy when the socket's is one. */
 const char *http_client_addr(const struct http_ctx *c);
-/* Parsed JSON body (HTTP_JSON_BODY routes: always an object), borrowed. */
+/* Parsed JSON body (HTTP_JSON_BODY routes: always an object; on
+ * HTTP_FORM_BODY routes an object of the form's fields as strings),
+ * borrowed; the handler may remove members. */
 json_t *http_json(const struct http_ctx *c);
 /* Raw body bytes (any route); *len set; NULL when empty. */
 const uint8_t *http_body(const struct http_ctx *c, size_t *len);

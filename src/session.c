@@ -2,6 +2,7 @@
  * session.c - sessions (see session.h).  Tokens are compared by hash
  * lookup only; a token never reaches the store, a log or an error.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,6 +38,46 @@ session_create(struct records *r, const char *account_id, int mfa_level,
                const struct session_opts *o, char token[SESSION_TOKEN_TEXT + 1],
                struct session *out)
 {
+    return session_create_on(r, account_id, mfa_level, o, "", token, out);
+}
+
+void
+session_device(const char *ua, char out[STORE_DEVICE_MAX + 1])
+{
+    /* first match wins: Edge and Opera say "Chrome", Chrome says "Safari" */
+    static const char *const browsers[][2] = {
+        { "Edg/", "Edge" }, { "OPR/", "Opera" }, { "Firefox/", "Firefox" },
+        { "Chrome/", "Chrome" }, { "Chromium/", "Chromium" }, { "Safari/", "Safari" },
+        { "curl/", "curl" }, { "node", "Node.js" },
+    };
+    static const char *const systems[][2] = {
+        { "iPhone", "iPhone" }, { "iPad", "iPad" }, { "Android", "Android" },
+        { "Windows", "Windows" }, { "Mac OS X", "macOS" }, { "CrOS", "ChromeOS" },
+        { "Linux", "Linux" },
+    };
+    const char *b = NULL, *os = NULL;
+    size_t i;
+
+    out[0] = '\0';
+    if (ua == NULL || strlen(ua) > 1024)
+        return;
+    for (i = 0; b == NULL && i < sizeof browsers / sizeof browsers[0]; i++)
+        if (strstr(ua, browsers[i][0]) != NULL)
+            b = browsers[i][1];
+    for (i = 0; os == NULL && i < sizeof systems / sizeof systems[0]; i++)
+        if (strstr(ua, systems[i][0]) != NULL)
+            os = systems[i][1];
+    if (b != NULL && os != NULL)
+        snprintf(out, STORE_DEVICE_MAX + 1, "%s, %s", b, os);
+    else if (b != NULL || os != NULL)
+        snprintf(out, STORE_DEVICE_MAX + 1, "%s", b != NULL ? b : os);
+}
+
+enum cf_err
+session_create_on(struct records *r, const char *account_id, int mfa_level,
+                  const struct session_opts *o, const char *device,
+                  char token[SESSION_TOKEN_TEXT + 1], struct session *out)
+{
     uint8_t raw[SESSION_TOKEN_BYTES];
     int64_t now = (int64_t)time(NULL);
     enum cf_err rc;
@@ -52,6 +93,7 @@ session_create(struct records *r, const char *account_id, int mfa_level,
     out->row.created = out->row.last_used = now;
     out->row.expires = now + (o->absolute_s ? o->absolute_s : ABSOLUTE_DEFAULT_S);
     out->row.mfa_level = mfa_level;
+    snprintf(out->row.device, sizeof out->row.device, "%s", device != NULL ? device : "");
     rc = store_session_insert(records_store(r), &out->row);
     if (rc != CF_OK) {
         sodium_memzero(token, SESSION_TOKEN_TEXT + 1);

@@ -41,6 +41,17 @@ enum cf_err session_create(struct records *r, const char *account_id,
                            char token[SESSION_TOKEN_TEXT + 1],
                            struct session *out) WARN_UNUSED;
 
+/* The same, recording the device label the session was opened from
+ * (session_device makes one from a User-Agent). */
+enum cf_err session_create_on(struct records *r, const char *account_id,
+                              int mfa_level, const struct session_opts *o,
+                              const char *device,
+                              char token[SESSION_TOKEN_TEXT + 1],
+                              struct session *out) WARN_UNUSED;
+/* A coarse label of a User-Agent: "Firefox, Linux", "Safari, iPhone",
+ * "curl", "" when unknown.  Never the header itself (a fingerprint). */
+void session_device(const char *user_agent, char out[STORE_DEVICE_MAX + 1]);
+
 /* CF_OK for a live session (last use refreshed at most once a minute);
  * CF_ERR_AUTH for a malformed, unknown, revoked or expired token alike. */
 enum cf_err session_lookup(struct records *r, const char *token,

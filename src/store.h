@@ -194,6 +194,9 @@ enum cf_err store_accounts_set_state(struct store *st,
                                      const struct store_account_scope *scope,
                                      const char *to, uint64_t *n) WARN_UNUSED;
 
+/* A session's device label: browser and system names from a fixed list. */
+#define STORE_DEVICE_MAX 48
+
 struct store_session {
     uint8_t token_hash[STORE_TOKEN_HASH_BYTES];
     uint8_t account[STORE_ID_BYTES];
@@ -201,6 +204,7 @@ struct store_session {
     int mfa_level;
     int revoked;
     int64_t mfa_at;                          /* last second factor passed; 0: never */
+    char device[STORE_DEVICE_MAX + 1];       /* "Firefox, Linux"; "" unknown */
 };
 
 enum cf_err store_session_insert(struct store *st,

@@ -996,7 +996,7 @@ enum cf_err
 store_session_insert(struct store *st, const struct store_session *x)
 {
     sqlite3_stmt *s = misc(st, M_SES_INSERT, "INSERT INTO sessions (token_hash, account_id, "
-        "created, last_used, expires, mfa_level, revoked, mfa_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+        "created, last_used, expires, mfa_level, revoked, mfa_at, device) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)");
 
     if (s == NULL)
         return CF_ERR_STORE;
@@ -1008,6 +1008,7 @@ store_session_insert(struct store *st, const struct store_session *x)
     sqlite3_bind_int(s, 6, x->mfa_level);
     sqlite3_bind_int(s, 7, x->revoked);
     sqlite3_bind_int64(s, 8, x->mfa_at);
+    sqlite3_bind_text(s, 9, x->device, -1, SQLITE_STATIC);
     return step_done(st, s, 0);
 }
 
@@ -1026,6 +1027,11 @@ read_session(sqlite3_stmt *s, struct store_session *x)
     x->mfa_level = sqlite3_column_int(s, 5);
     x->revoked = sqlite3_column_int(s, 6);
     x->mfa_at = sqlite3_column_int64(s, 7);
+    {
+        const unsigned char *d = sqlite3_column_text(s, 8);
+
+        snprintf(x->device, sizeof x->device, "%s", d != NULL ? (const char *)d : "");
+    }
     return CF_OK;
 }
 
@@ -1035,7 +1041,7 @@ read_session_any(sqlite3_stmt *s, void *out)
     return read_session(s, out);
 }
 
-#define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked, mfa_at"
+#define SES_COLS "token_hash, account_id, created, last_used, expires, mfa_level, revoked, mfa_at, device"
 
 enum cf_err
 store_session_get(struct store *st, const uint8_t hash[STORE_TOKEN_HASH_BYTES],

@@ -267,7 +267,10 @@ test('phished password: with a staff password and no second factor, every route 
   assert.ok(routes.length >= 20);
   // The routes a password alone may reach, by name: sign-in, whoami,
   // sign-out, one's own sessions, and the second-factor ceremonies.
-  const open = new Set(['login', 'activate', 'session', 'logout', 'sessions', 'session_revoke', 'mfa']);
+  const open = new Set(['login', 'activate', 'session', 'logout', 'sessions', 'session_revoke', 'mfa',
+    // the pages (docs/pages.md): sign-in, activation, sign-out, language, static files
+    'page_root', 'page_signin', 'form_signin', 'page_activate', 'form_activate', 'form_signout',
+    'form_revoke', 'page_lang', 'static']);
   for (const r of routes) {
     if (['none', 'session', 'partial'].includes(r.auth))
       assert.ok(open.has(r.name) || (r.auth === 'partial' && r.name.startsWith('mfa_')),
@@ -297,6 +300,17 @@ test('phished password: with a staff password and no second factor, every route 
     { cookie, from, body: r.flags.includes('json_body') ? (bodies[r.name] ?? {}) : undefined });
   for (const r of gated) {
     const res = await send(r, thief[whoFor(r)], '127.0.43.1');
+    if (r.flags.includes('form_body')) {
+      // a page's form without a form body or its token: refused before the handler
+      assert.ok([403, 415].includes(res.status), `${r.method} ${r.pattern}: ${res.status} ${res.body}`);
+      continue;
+    }
+    if (!r.pattern.startsWith('/api/')) {
+      // a page sends the browser to the challenge instead
+      assert.equal(res.status, 303, `${r.method} ${r.pattern}: ${res.body}`);
+      assert.equal(res.headers.location, '/mfa/challenge', `${r.method} ${r.pattern}`);
+      continue;
+    }
     assert.equal(res.status, 403, `${r.method} ${r.pattern}: ${res.body}`);
     assert.equal(res.json.type, `${P}mfa-challenge-required`, `${r.method} ${r.pattern}`);
     assert.doesNotMatch(res.body, /ELEVE|Camille|Dominique|PROF|Karine/);
