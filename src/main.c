@@ -1544,56 +1544,7 @@ cmd_audit_verify(struct cmd_args *a)
 static int
 parse_when(const char *s, int end_of_day, int64_t *out)
 {
-    struct tm tm;
-    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0, n = 0, len = (int)strlen(s);
-    time_t t;
-
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-        return -1;
-    if (len > 10) {
-        int m2 = 0;
-
-        if (s[10] != 'T' && s[10] != ' ')
-            return -1;
-        if (sscanf(s + 11, "%2d:%2d%n", &h, &mi, &m2) != 2 || m2 != 5)
-            return -1;
-        n = 16;
-        if (s[n] == ':') {
-            if (sscanf(s + n + 1, "%2d%n", &se, &m2) != 1 || m2 != 2)
-                return -1;
-            n += 3;
-            /* milliseconds, as JavaScript's toISOString() writes them */
-            if (s[n] == '.') {
-                int k;
-
-                for (k = 1; k <= 3 && s[n + k] >= '0' && s[n + k] <= '9'; k++)
-                    ms = ms * 10 + (s[n + k] - '0');
-                if (k != 4)
-                    return -1;
-                n += 4;
-            }
-        }
-        if (s[n] == 'Z')
-            n++;
-        if (n != len)
-            return -1;
-    }
-    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        se > 60)
-        return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    *out = (int64_t)t * 1000 + ms + (len == 10 && end_of_day ? 86400 * 1000 - 1 : 0) +
-           (len > 10 && len <= 20 && end_of_day ? 999 : 0);
-    return 0;
+    return scope_parse_time(s, end_of_day, out);
 }
 
 struct progress {

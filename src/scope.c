@@ -1881,14 +1881,13 @@ print_text(FILE *f, const struct scope_result *res, const struct aggs *g)
     }
 }
 
-static void
-print_json(FILE *f, const struct scope_result *res, const struct aggs *g)
+static json_t *
+build_json(const struct scope_result *res, const struct aggs *g)
 {
     json_t *o = json_object(), *cat = json_object(), *est = json_array(), *fld = json_object();
-    json_t *act = json_array(), *ppl = json_array(), *ev = json_array();
+    json_t *act = json_array(), *ppl = json_array(), *ev = json_array(), *fll = json_array();
     char hex[RECORD_ID_HEX + 1], fl[AUDIT_FIELDS_MAX + 1], t[32];
     size_t i;
-    char *s;
 
     json_object_set_new(o, "node", json_string(res->node));
     json_object_set_new(o, "entries", json_integer((json_int_t)res->entries));
@@ -1916,9 +1915,13 @@ print_json(FILE *f, const struct scope_result *res, const struct aggs *g)
                                              "staff", (json_int_t)g->est[i].n[2]));
     json_object_set_new(o, "by_establishment", est);
     for (i = 0; i < nfield_names; i++)
-        if (g->field[i] > 0)
+        if (g->field[i] > 0) {
             json_object_set_new(fld, field_names[i], json_integer((json_int_t)g->field[i]));
+            json_array_append_new(fll, json_pack("{s:s, s:I}", "field", field_names[i],
+                                                 "people", (json_int_t)g->field[i]));
+        }
     json_object_set_new(o, "by_field", fld);
+    json_object_set_new(o, "fields_list", fll);
     for (i = 0; i < res->nactors; i++)
         json_array_append_new(act, json_pack("{s:s, s:s, s:I, s:I}", "actor", res->actors[i].actor,
                                              "state", res->actors[i].state,
@@ -1944,11 +1947,88 @@ print_json(FILE *f, const struct scope_result *res, const struct aggs *g)
                                             "detail", res->events[i].detail));
     }
     json_object_set_new(o, "measures", ev);
-    s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    return o;
+}
+
+static void
+print_json(FILE *f, const struct scope_result *res, const struct aggs *g)
+{
+    json_t *o = build_json(res, g);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
     if (s != NULL)
         fprintf(f, "%s\n", s);
     free(s);
     json_decref(o);
+}
+
+json_t *
+scope_json(struct records *r, const struct scope_result *res)
+{
+    struct aggs g;
+    json_t *o;
+
+    fields_init();
+    if (aggs_build(r, res, &g) != 0)
+        return NULL;
+    o = build_json(res, &g);
+    aggs_free(&g);
+    return o;
+}
+
+int
+scope_parse_time(const char *s, int end_of_day, int64_t *out)
+{
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0, n = 0, len = (int)strlen(s);
+    time_t t;
+
+    memset(&tm, 0, sizeof tm);
+    if (len > 32 || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+        return -1;
+    if (len > 10) {
+        int m2 = 0;
+
+        if (s[10] != 'T' && s[10] != ' ')
+            return -1;
+        if (sscanf(s + 11, "%2d:%2d%n", &h, &mi, &m2) != 2 || m2 != 5)
+            return -1;
+        n = 16;
+        if (s[n] == ':') {
+            if (sscanf(s + n + 1, "%2d%n", &se, &m2) != 1 || m2 != 2)
+                return -1;
+            n += 3;
+            /* milliseconds, as JavaScript's toISOString() writes them */
+            if (s[n] == '.') {
+                int k;
+
+                for (k = 1; k <= 3 && s[n + k] >= '0' && s[n + k] <= '9'; k++)
+                    ms = ms * 10 + (s[n + k] - '0');
+                if (k != 4)
+                    return -1;
+                n += 4;
+            }
+        }
+        if (s[n] == 'Z')
+            n++;
+        if (n != len)
+            return -1;
+    }
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+        se > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *out = (int64_t)t * 1000 + ms + (len == 10 && end_of_day ? 86400 * 1000 - 1 : 0) +
+           (len > 10 && len <= 20 && end_of_day ? 999 : 0);
+    return 0;
 }
 
 void

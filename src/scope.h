@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "audit.h"
 #include "err.h"
 #include "records.h"
@@ -130,6 +132,13 @@ const char *scope_field_name(size_t i);
 
 /* The summary on f: Markdown text, or JSON (with every person's id). */
 void scope_print(FILE *f, struct records *r, const struct scope_result *res, int json);
+
+/* The same summary as a JSON object (the console's answer); NULL: out of memory. */
+json_t *scope_json(struct records *r, const struct scope_result *res);
+
+/* "YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z]" (UTC) -> ms since 1970; a bare date
+ * with end_of_day means its last millisecond.  0, or -1 when malformed. */
+int scope_parse_time(const char *s, int end_of_day, int64_t *out);
 
 /* Draft of the controller's notification (GDPR Art. 33(3)), written to a
  * temporary file then renamed to path.  selectors: how the scope was asked. */
