@@ -1337,14 +1337,15 @@ select_entries(struct run *x, struct seqs *acc)
         names_free(&keep.map);
         combine(acc, &have, &s);
     }
-    /* A place alone selects the entries naming its people; with other
-     * selectors it only filters the people found. */
-    if (rc == CF_OK && !have && (q->establishment != NULL || q->compartment != NULL)) {
-        rc = select_place(x, &s);
-        combine(acc, &have, &s);
-    }
+    /* A window selects through the time index; a place alone selects the
+     * entries naming its people; with other selectors (a window included)
+     * a place only filters the people found. */
     if (rc == CF_OK && !have && (q->has_from || q->has_to)) {
         rc = select_range(x, &s, 0);
+        combine(acc, &have, &s);
+    }
+    if (rc == CF_OK && !have && (q->establishment != NULL || q->compartment != NULL)) {
+        rc = select_place(x, &s);
         combine(acc, &have, &s);
     }
     free(s.v);
