@@ -9,8 +9,11 @@
 # entry and the trail's final checkpoint, the report) and the query alone as
 # scope reports it.  CPU time (user + sys) beside each: the machine is
 # shared, and wall time moves with its load.  Checks that both tools count
-# the same entries.  Markdown on stdout, progress on stderr; everything in a
-# mktemp directory under /tmp, removed at the end.
+# the same entries.  grep's output goes to a file: GNU grep stops at the
+# first match when its output is /dev/null.  Markdown on stdout, progress on
+# stderr; everything in a mktemp directory under /tmp, removed at the end.
+# SCOPE_DATA=DIR reuses a directory an earlier run kept (with DIR/range),
+# for the queries only.
 #
 #   bench/scope.sh [BIN] [GEN] [N]
 set -eu
@@ -24,6 +27,7 @@ avail=$(df -Pm /tmp | awk 'NR == 2 { print $4 }')
 [ -x /usr/bin/time ] || { echo "bench/scope.sh: /usr/bin/time is needed" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/coffre-bench-scope-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
+DATA=$WORK/data
 export LC_ALL=C
 
 now_ms() { date +%s%3N; }
@@ -37,18 +41,26 @@ cpu() {
     awk '{ printf "%d\n", ($1 + $2) * 1000 }' "$WORK/t" >> "$f"
 }
 
-echo "bench/scope.sh: writing $N entries through the audit module" >&2
-t0=$(now_ms)
-"$GEN" "$WORK/data" "$N" > "$WORK/range"
-t1=$(now_ms)
-read base last < "$WORK/range"
-echo "bench/scope.sh: building the index (coffre audit reindex)" >&2
-: > "$WORK/ri"
-cpu "$WORK/ri" "$BIN" audit reindex --data "$WORK/data" >/dev/null
-t2=$(now_ms)
-trail_mb=$(( $(stat -c %s "$WORK/data/audit.db") / 1048576 ))
-index_mb=$(( $(stat -c %s "$WORK/data/audit-index.db") / 1048576 ))
-json_mb=$(( $(stat -c %s "$WORK/data/entries.jsonl") / 1048576 ))
+if [ -n "${SCOPE_DATA:-}" ]; then
+    DATA=$SCOPE_DATA
+    read base last < "$DATA/range"
+    N=$(wc -l < "$DATA/entries.jsonl")
+    t0=0; t1=0; t2=0
+else
+    echo "bench/scope.sh: writing $N entries through the audit module" >&2
+    t0=$(now_ms)
+    "$GEN" "$DATA" "$N" > "$WORK/range"
+    t1=$(now_ms)
+    cp "$WORK/range" "$DATA/range"
+    read base last < "$WORK/range"
+    echo "bench/scope.sh: building the index (coffre audit reindex)" >&2
+    : > "$WORK/ri"
+    cpu "$WORK/ri" "$BIN" audit reindex --data "$DATA" >/dev/null
+    t2=$(now_ms)
+fi
+trail_mb=$(( $(stat -c %s "$DATA/audit.db") / 1048576 ))
+index_mb=$(( $(stat -c %s "$DATA/audit-index.db") / 1048576 ))
+json_mb=$(( $(stat -c %s "$DATA/entries.jsonl") / 1048576 ))
 mid=$(( base + (last - base) / 2 ))
 actor=$(printf 'acct:%032x' 42)
 
@@ -61,14 +73,14 @@ run() {
     echo "bench/scope.sh: $label" >&2
     for f in s sc q g gc; do : > "$WORK/$f"; done
     # shellcheck disable=SC2086
-    "$BIN" scope --data "$WORK/data" $sargs > "$WORK/out" 2>&1 || { cat "$WORK/out" >&2; exit 1; }
-    want=$(grep -c "$@" "$WORK/data/entries.jsonl")
+    "$BIN" scope --data "$DATA" $sargs > "$WORK/out" 2>&1 || { cat "$WORK/out" >&2; exit 1; }
+    want=$(grep -c "$@" "$DATA/entries.jsonl")
     for r in 1 2 3; do
         a=$(now_ms)
         # shellcheck disable=SC2086
-        cpu "$WORK/sc" "$BIN" scope --data "$WORK/data" $sargs > "$WORK/out"
+        cpu "$WORK/sc" "$BIN" scope --data "$DATA" $sargs > "$WORK/out"
         b=$(now_ms)
-        cpu "$WORK/gc" grep -c "$@" "$WORK/data/entries.jsonl" > /dev/null
+        cpu "$WORK/gc" grep -c "$@" "$DATA/entries.jsonl" > "$WORK/gout"
         c=$(now_ms)
         echo $(( b - a )) >> "$WORK/s"
         echo $(( c - b )) >> "$WORK/g"
@@ -93,6 +105,8 @@ W=$(( mid / 100000 * 100000 ))
 run "--from/--to, 100 s" --from "$(iso "$W").000Z" --to "$(iso $(( W + 99999 ))).999Z" -- "\"time_ms\":$(( W / 100000 ))[0-9]\{5\},"
 W=$(( mid / 1000000 * 1000000 ))
 run "--from/--to, 1,000 s" --from "$(iso "$W").000Z" --to "$(iso $(( W + 999999 ))).999Z" -- "\"time_ms\":$(( W / 1000000 ))[0-9]\{6\},"
-printf '\n| %s entries | wall, s | CPU, s |\n|---|---:|---:|\n' "$N"
-printf '| writing the trail (bench_scope_gen: audit_submit, group commit, and the JSON lines) | %s | |\n' "$(( (t1 - t0) / 1000 ))"
-printf '| building the index from scratch (coffre audit reindex) | %s | %s |\n' "$(( (t2 - t1) / 1000 ))" "$(( $(cat "$WORK/ri") / 1000 ))"
+if [ -z "${SCOPE_DATA:-}" ]; then
+    printf '\n| %s entries | wall, s | CPU, s |\n|---|---:|---:|\n' "$N"
+    printf '| writing the trail (bench_scope_gen: audit_submit, group commit, and the JSON lines) | %s | |\n' "$(( (t1 - t0) / 1000 ))"
+    printf '| building the index from scratch (coffre audit reindex) | %s | %s |\n' "$(( (t2 - t1) / 1000 ))" "$(( $(cat "$WORK/ri") / 1000 ))"
+fi

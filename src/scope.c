@@ -755,6 +755,8 @@ seqs_sort(struct seqs *s)
 {
     size_t i, o = 0;
 
+    if (s->n == 0)
+        return;                 /* s->v may be NULL: qsort must not see it */
     qsort(s->v, s->n, sizeof *s->v, cmp_i64);
     for (i = 0; i < s->n; i++)
         if (o == 0 || s->v[o - 1] != s->v[i])

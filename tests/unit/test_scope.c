@@ -395,6 +395,22 @@ test_index_derived(void **state)
     (void)e[1];
 }
 
+/* A whole file as a C string (tu_read does not terminate it). */
+static char *
+read_text(const char *path)
+{
+    size_t len;
+    unsigned char *b = tu_read(path, &len);
+    char *t = b != NULL ? malloc(len + 1) : NULL;
+
+    if (t != NULL) {
+        memcpy(t, b, len);
+        t[len] = '\0';
+    }
+    free(b);
+    return t;
+}
+
 static int
 count_lines(const char *path)
 {
@@ -436,7 +452,6 @@ test_people_file(void **state)
     struct scope_result r;
     struct cf_errmsg em = { "" };
     char path[300], *text;
-    size_t len;
     uint64_t lines = 0;
     int calls = 0;
 
@@ -454,7 +469,7 @@ test_people_file(void **state)
     assert_int_equal(lines, 2);
     assert_int_equal(count_lines(path), 3);
     assert_true(calls >= 3);
-    text = (char *)tu_read(path, &len);
+    text = read_text(path);
     assert_non_null(strstr(text, "\"guardian\""));
     assert_non_null(strstr(text, f->gd));
     assert_non_null(strstr(text, "anne@example.invalid"));
@@ -465,7 +480,7 @@ test_people_file(void **state)
     /* the notification */
     snprintf(path, sizeof path, "%s/note.md", f->dir);
     assert_int_equal(scope_write_notification(path, f->r, &r, "--actor " A1, "dpo@example.invalid", &em), CF_OK);
-    text = (char *)tu_read(path, &len);
+    text = read_text(path);
     assert_non_null(strstr(text, "## (a) Nature of the breach"));
     assert_non_null(strstr(text, "| **total** | **3** | **2** | **1** |"));
     assert_non_null(strstr(text, "dpo@example.invalid"));
