@@ -30,7 +30,7 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa web sandbox
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa web sandbox scope
 # guard5: alert rows, address blocks and the webhook sender
 MODS     += alerts
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o $(BUILD)/web_files.o
@@ -123,11 +123,12 @@ run: deps
 $(BUILD)/bench_%: bench/%.c bench/bench.h $(OBJS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(OBJS) $(LDLIBS)
 
-bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw $(BUILD)/bench_pbkdf2_raw
+bench: bench-deps all $(BENCHES:%=$(BUILD)/%) $(BUILD)/bench_pwhash_raw $(BUILD)/bench_pbkdf2_raw $(BUILD)/bench_scope_gen
 	@for b in $(BENCHES); do $(BUILD)/$$b || exit 1; done
 	@bench/login.sh $(BUILD)/coffre
 	@bench/http.sh $(BUILD)/coffre
 	@bench/read.sh $(BUILD)/coffre
+	@bench/scope.sh $(BUILD)/coffre $(BUILD)/bench_scope_gen
 	@bench/compare $(BUILD)/coffre
 
 bench-deps:

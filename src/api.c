@@ -41,6 +41,7 @@
 #include "policy.h"
 #include "pwhash.h"
 #include "records.h"
+#include "scope.h"
 #include "session.h"
 #include "web.h"
 #include "banned.h"
@@ -82,6 +83,8 @@ struct api {
     struct alerts *alerts;           /* alert rows and the webhook */
     int64_t block_ms;                /* the guard's address block */
     unsigned export_max_rows;
+    const char *data_dir;           /* for scope: DIR/audit.db, DIR/audit-index.db */
+    pthread_mutex_t scope_mu;       /* one scope at a time catches the index up */
 };
 
 static struct records *
@@ -140,6 +143,8 @@ struct call {
     int carry_level;                               /* password change: the factor passed */
     int64_t carry_at;
     char new_password[PASSWORD_MAX_BYTES + 1];     /* until hashed */
+    char *text;                                    /* a file answer (scope's CSV): owned, wiped */
+    size_t text_len;
     /* last: the largest, and always filled before it is read (by
      * authenticate or an account lookup), so call_new leaves it alone */
     struct account acct;
@@ -177,6 +182,10 @@ call_free(struct call *c)
     sodium_memzero(c->new_password, sizeof c->new_password);
     sodium_memzero(c->set_cookie, sizeof c->set_cookie);
     sodium_memzero(c->acct.row.code_hash, sizeof c->acct.row.code_hash);
+    if (c->text != NULL) {
+        sodium_memzero(c->text, c->text_len);
+        free(c->text);
+    }
     free(c);
 }
 
@@ -203,7 +212,11 @@ send_now(struct call *c)
 {
     if (c->set_cookie[0] != '\0')
         http_add_header(c->ctx, "Set-Cookie", c->set_cookie);
-    if (c->page != NULL)
+    if (c->text != NULL && c->status < 400) {
+        /* scope's people file: a download, for the page and the API alike */
+        http_add_header(c->ctx, "Content-Disposition", "attachment; filename=\"people-to-notify.csv\"");
+        http_reply_text(c->ctx, 200, "text/csv; charset=utf-8", c->text, c->text_len);
+    } else if (c->page != NULL)
         page_send(c);
     else if (c->body != NULL) {
         http_reply_json(c->ctx, c->status, c->body);
@@ -1881,6 +1894,9 @@ locked_out(struct call *c, struct records *r, const struct guard_alert *al)
                 "Unusual reading was detected; this account is locked until an "
                 "administrator of your académie unlocks it.");
     snprintf(c->ae.outcome, sizeof c->ae.outcome, "locked");
+    /* The rule, for `coffre scope --rule`: nothing of this answer was
+     * served, so the field names gathered so far say nothing. */
+    snprintf(c->ae.fields, sizeof c->ae.fields, "rule:%s", al->rule);
 }
 
 /* Adds "name" to a comma-separated list unless it is there already (whole
@@ -2201,7 +2217,7 @@ struct webpage {
 /* Every form's purpose: a page carries the tokens of all of them (csrf.X). */
 static const char *const page_purposes[] = {
     "signin", "activate", "signout", "revoke", "totp_enroll", "totp_confirm", "totp_verify",
-    "recovery_verify", "password", NULL,
+    "recovery_verify", "password", "scope", "scope_people", NULL,
 };
 /* The purposes bound to the pre-session cookie (forms shown before sign-in). */
 static int
@@ -2351,6 +2367,306 @@ d_mfa_page(struct call *c, struct records *r, struct session *s)
 static void p_mfa_enroll(struct http_ctx *x, void *app) { with_session(x, app, "page.mfa.enroll", AUTH_PARTIAL, d_mfa_page); }
 static void p_mfa_challenge(struct http_ctx *x, void *app) { with_session(x, app, "page.mfa.challenge", AUTH_PARTIAL, d_mfa_page); }
 
+
+/* ---- breach scope: the incident console's side (docs/scope.md) -------
+ *
+ * POST /api/v1/scope: the summary (an académie admin or a DPO, their own
+ * académie's people only); POST /api/v1/scope/people: the people to notify
+ * as CSV (a DPO with a fresh second factor: step-up), each record opened
+ * only after its own audit entry is durable.  The console's forms post the
+ * same fields to the same handlers.
+ */
+
+/* A CSV answer is held in memory: beyond this, use the CLI. */
+#define API_SCOPE_CSV_MAX (32u * 1024 * 1024)
+
+struct scope_in {
+    struct scope_query q;
+    char actor[AUDIT_ACTOR_MAX + 1];
+    char est[RECORD_ID_HEX + 1];
+    json_t *echo;                  /* the selectors given, for the page's next form */
+};
+
+/* A selector: a string member, "" (an empty form field) being absent. */
+static const char *
+sel(json_t *body, const char *name)
+{
+    const char *v = str_member(body, name, API_SCOPE_MAX_BYTES);
+
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static int
+scope_word(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
+/* The body's selectors into in->q; -1 with the problem set. */
+static int
+scope_in_parse(struct call *c, struct records *r, struct scope_in *in)
+{
+    static const char *const allowed[] = { "actor", "session", "address", "from", "to",
+                                           "establishment", "account_state", "rule", NULL };
+    static const char *const states[] = { ACCOUNT_STATE_PROVISIONED, ACCOUNT_STATE_ACTIVE,
+        ACCOUNT_STATE_LOCKED, ACCOUNT_STATE_DISABLED, ACCOUNT_STATE_FROZEN, NULL };
+    json_t *body = http_json(c->ctx);
+    const char *v;
+    size_t i;
+
+    memset(in, 0, sizeof *in);
+    if (http_json_only(body, allowed) != 0) {
+        bad_request(c, "Selectors: actor, session, address, from, to, establishment, account_state, rule.");
+        return -1;
+    }
+    in->echo = json_object();
+    for (i = 0; allowed[i] != NULL; i++)
+        json_object_set_new(in->echo, allowed[i], json_string((v = sel(body, allowed[i])) ? v : ""));
+    /* an administrator's or a DPO's académie only */
+    in->q.compartment = c->acct.row.compartment;
+    if ((v = sel(body, "actor")) != NULL) {
+        struct account *a = malloc(sizeof *a);
+        int found = a != NULL && (account_find(r, v, a) == CF_OK ||
+                                  account_get(r, strncmp(v, "acct:", 5) == 0 ? v + 5 : v, a) == CF_OK);
+
+        if (found)
+            snprintf(in->actor, sizeof in->actor, "acct:%s", a->id);
+        free(a);
+        if (!found) {
+            set_problem(c, 404, "no-such-account", "No such account", "No account has this login or id.");
+            return -1;
+        }
+        in->q.actor[in->q.nactor++] = in->actor;
+    }
+    if ((v = sel(body, "session")) != NULL) {
+        if (!scope_word(v, AUDIT_SESSION_MAX)) {
+            bad_request(c, "session: the hex reference the trail shows.");
+            return -1;
+        }
+        in->q.session = v;
+    }
+    if ((v = sel(body, "address")) != NULL && scope_parse_cidr(v, &in->q) != 0) {
+        bad_request(c, "address: an IP address or a CIDR block, e.g. 203.0.113.0/24.");
+        return -1;
+    }
+    if ((v = sel(body, "from")) != NULL) {
+        if (scope_parse_time(v, 0, &in->q.from_ms) != 0) {
+            bad_request(c, "from: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC).");
+            return -1;
+        }
+        in->q.has_from = 1;
+    }
+    if ((v = sel(body, "to")) != NULL) {
+        if (scope_parse_time(v, 1, &in->q.to_ms) != 0) {
+            bad_request(c, "to: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC).");
+            return -1;
+        }
+        in->q.has_to = 1;
+    }
+    if ((v = sel(body, "establishment")) != NULL) {
+        struct record *e = malloc(sizeof *e);
+        int found = e != NULL && records_find(r, REC_ESTABLISHMENT, "uai", v, 0, e, NULL) == CF_OK &&
+                    strcmp(e->compartment, c->acct.row.compartment) == 0;
+
+        if (found)
+            memcpy(in->est, e->id, sizeof in->est);
+        free(e);
+        if (!found) {
+            set_problem(c, 404, "not-found", "No such establishment",
+                        "No establishment of your académie has this UAI.");
+            return -1;
+        }
+        in->q.establishment = in->est;
+    }
+    if ((v = sel(body, "account_state")) != NULL) {
+        for (i = 0; states[i] != NULL && strcmp(states[i], v) != 0; i++)
+            ;
+        if (states[i] == NULL) {
+            bad_request(c, "account_state: provisioned, active, locked, disabled or frozen.");
+            return -1;
+        }
+        in->q.account_state = states[i];
+    }
+    if ((v = sel(body, "rule")) != NULL) {
+        if (!scope_word(v, 32)) {
+            bad_request(c, "rule: a guard rule such as budget-1h.");
+            return -1;
+        }
+        in->q.rule = v;
+    }
+    if (in->q.nactor == 0 && !in->q.session && !in->q.has_cidr && !in->q.has_from && !in->q.has_to &&
+        !in->q.establishment && !in->q.account_state && !in->q.rule) {
+        bad_request(c, "Give at least one selector.");
+        return -1;
+    }
+    if (in->q.has_from && in->q.has_to && in->q.from_ms > in->q.to_ms) {
+        bad_request(c, "from is after to: the window is empty.");
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the query; -1 with the problem set. */
+static int
+scope_exec(struct call *c, struct records *r, struct scope_in *in, struct scope_result *res)
+{
+    struct cf_errmsg em = { "" };
+    enum cf_err rc;
+
+    pthread_mutex_lock(&c->api->scope_mu);
+    rc = scope_run(c->api->data_dir, r, &in->q, NULL, NULL, res, &em);
+    pthread_mutex_unlock(&c->api->scope_mu);
+    if (rc == CF_ERR_NOTFOUND) {
+        set_problem(c, 404, "no-entries", "Nothing matches", "No audit entry matches these selectors.");
+        return -1;
+    }
+    if (rc == CF_ERR_INPUT || rc == CF_ERR_LIMIT) {
+        bad_request(c, "The scope is too wide or incomplete: narrow it (a window, an establishment).");
+        return -1;
+    }
+    if (rc != CF_OK) {
+        log_warnx("scope: %s", em.msg);
+        unavailable(c);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+scope_allowed(struct call *c, int dpo_only)
+{
+    if (c->acct.role == ROLE_DPO || (!dpo_only && c->acct.role == ROLE_ACADEMIE_ADMIN))
+        return 1;
+    set_problem(c, 403, "forbidden", "Not allowed",
+                dpo_only ? "The people to notify are for the data protection officer."
+                         : "Breach scope is for académie administrators and the DPO.");
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "denied");
+    return 0;
+}
+
+static void
+do_scope(struct call *c, struct records *r, struct session *s)
+{
+    struct scope_in in;
+    struct scope_result res;
+    json_t *o;
+
+    (void)s;
+    if (!scope_allowed(c, 0))
+        return;
+    if (scope_in_parse(c, r, &in) != 0 || scope_exec(c, r, &in, &res) != 0) {
+        json_decref(in.echo);
+        return;
+    }
+    o = scope_json(r, &res);
+    scope_result_free(&res);
+    if (o == NULL) {
+        json_decref(in.echo);
+        unavailable(c);
+        return;
+    }
+    json_object_set_new(o, "selectors", in.echo);
+    json_object_set_new(o, "is_dpo", json_boolean(c->acct.role == ROLE_DPO));
+    json_object_set_new(o, "result", json_true());
+    ok(c, 200, o);
+}
+
+/* Before each opening for the people file: an entry of its own, durable
+ * (the handler thread waits: a DPO's rare request, not a reader's). */
+static int
+scope_people_audit(void *arg, const char *subjects, const char *fields)
+{
+    struct call *c = arg;
+    struct audit_entry e = c->ae;
+    struct cf_errmsg em = { "" };
+
+    snprintf(e.action, sizeof e.action, "scope.people");
+    snprintf(e.subject, sizeof e.subject, "%s", subjects);
+    snprintf(e.fields, sizeof e.fields, "%s", fields);
+    snprintf(e.outcome, sizeof e.outcome, "ok");
+    e.time_ms = 0;
+    return audit_append(c->api->audit, &e, &em) == CF_OK ? 0 : -1;
+}
+
+static void
+do_scope_people(struct call *c, struct records *r, struct session *s)
+{
+    struct scope_in in;
+    struct scope_result res;
+    struct cf_errmsg em = { "" };
+    char path[4096];
+    uint64_t lines = 0;
+    enum cf_err rc;
+    FILE *f;
+    long n;
+    int fd;
+
+    (void)s;
+    if (!scope_allowed(c, 1))
+        return;
+    if (scope_in_parse(c, r, &in) != 0 || scope_exec(c, r, &in, &res) != 0) {
+        json_decref(in.echo);
+        return;
+    }
+    json_decref(in.echo);
+    /* a private file of the data directory, read back, removed */
+    snprintf(path, sizeof path, "%s/scope-people-XXXXXX", c->api->data_dir);
+    if ((fd = mkstemp(path)) < 0) {
+        scope_result_free(&res);
+        unavailable(c);
+        return;
+    }
+    close(fd);
+    rc = scope_write_people(path, r, &res, (int64_t)time(NULL) * 1000, scope_people_audit, c,
+                            &lines, &em);
+    scope_result_free(&res);
+    f = rc == CF_OK ? fopen(path, "rb") : NULL;
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+        (size_t)n <= API_SCOPE_CSV_MAX && fseek(f, 0, SEEK_SET) == 0 &&
+        (c->text = malloc((size_t)n + 1)) != NULL) {
+        c->text_len = fread(c->text, 1, (size_t)n, f);
+        if (c->text_len != (size_t)n) {
+            sodium_memzero(c->text, (size_t)n);
+            free(c->text);
+            c->text = NULL;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+    unlink(path);
+    if (c->text == NULL) {
+        if (rc != CF_OK)
+            log_warnx("scope: %s", em.msg);
+        set_problem(c, rc == CF_OK ? 413 : 503, rc == CF_OK ? "too-large" : "store-unavailable",
+                    "Not available here", rc == CF_OK
+                        ? "The list is too long for the console: use coffre scope --people."
+                        : "The list could not be written. Try again.");
+        return;
+    }
+    snprintf(c->ae.fields, sizeof c->ae.fields, "lines:%llu", (unsigned long long)lines);
+    c->status = 200;
+    snprintf(c->ae.outcome, sizeof c->ae.outcome, "ok");
+}
+
+static void h_scope(struct http_ctx *x, void *app) { with_session(x, app, "scope.summary", AUTH_READY, do_scope); }
+static void h_scope_people(struct http_ctx *x, void *app) { with_session(x, app, "scope.people", AUTH_STEP_UP, do_scope_people); }
+
+/* The console's empty form. */
+static void
+d_console(struct call *c, struct records *r, struct session *s)
+{
+    (void)r;
+    (void)s;
+    if (!scope_allowed(c, 0))
+        return;
+    ok(c, 200, json_pack("{s:b, s:{s:s}}", "is_dpo", c->acct.role == ROLE_DPO, "selectors", "actor", ""));
+}
+
+static void p_console(struct http_ctx *x, void *app) { with_session(x, app, "page.console", AUTH_READY, d_console); }
+static const char *form_console(struct call *c) { (void)c; return "console"; }
+
 static void p_post(struct http_ctx *ctx, void *app);
 
 static const struct webpage pages[] = {
@@ -2376,6 +2692,11 @@ static const struct webpage pages[] = {
       form_challenge, "code" },
     { "POST", "/mfa/recovery/verify", NULL, "recovery_verify", 0, h_recovery_verify, NULL,
       next_account, form_challenge, "code" },
+    /* the incident console (docs/scope.md) */
+    { "GET",  "/console",   "page.console",  NULL, 0, p_console, "console", NULL, NULL, NULL },
+    { "POST", "/console",   NULL, "scope",         0, h_scope,   "console", NULL, form_console, NULL },
+    { "POST", "/console/people", NULL, "scope_people", 0, h_scope_people, "console", NULL,
+      form_console, NULL },
 };
 
 static const struct webpage *
@@ -2566,6 +2887,18 @@ page_send(struct call *c)
             json_object_set_new(data, "login", json_string(http_param(x, "login")));
         if (strcmp(tmpl, "activate_password") == 0 && http_param(x, "code") != NULL)
             json_object_set_new(data, "code", json_string(http_param(x, "code")));
+        /* the console's selectors (ids, addresses, dates: nothing personal) */
+        if (strcmp(tmpl, "console") == 0) {
+            static const char *const names[] = { "actor", "address", "from", "to", "establishment",
+                                                 "account_state", "rule", NULL };
+            json_t *sel = json_object();
+            size_t k;
+
+            for (k = 0; names[k] != NULL; k++)
+                if (http_param(x, names[k]) != NULL)
+                    json_object_set_new(sel, names[k], json_string(http_param(x, names[k])));
+            json_object_set_new(data, "selectors", sel);
+        }
     }
     if (to != NULL || tmpl == NULL) {
         json_decref(data);
@@ -3591,6 +3924,12 @@ static const struct http_route routes[] = {
     { "POST",   "/api/v1/exports",        HTTP_JSON_BODY | NEED(AUTH_READY), h_export_request, "export_request" },
     { "POST",   "/api/v1/exports/*",      HTTP_JSON_BODY | NEED(AUTH_STEP_UP), h_export_approve, "export_approve" },
     { "GET",    "/api/v1/exports/*",      NEED(AUTH_READY),           h_export_file, "export_file" },
+    /* breach scope (docs/scope.md): the JSON side and the console */
+    { "POST",   "/api/v1/scope",          HTTP_JSON_BODY | NEED(AUTH_READY), h_scope, "scope" },
+    { "POST",   "/api/v1/scope/people",   HTTP_JSON_BODY | NEED(AUTH_STEP_UP), h_scope_people, "scope_people" },
+    { "GET",    "/console",               NEED(AUTH_READY),              p_get,      "page_console" },
+    { "POST",   "/console",               HTTP_FORM_BODY | NEED(AUTH_READY), p_post, "form_scope" },
+    { "POST",   "/console/people",        HTTP_FORM_BODY | NEED(AUTH_STEP_UP), p_post, "form_scope_people" },
 };
 
 /* One route as a JSON line; builtins (need 0) print as "none". */
@@ -3769,6 +4108,8 @@ api_serve(const struct api_opts *o, struct cf_errmsg *em)
     if (o->addr_free_failures)
         api.th_address.free = o->addr_free_failures;
     api.min_bits = o->password_min_bits ? o->password_min_bits : PASSWORD_MIN_BITS_DEFAULT;
+    api.data_dir = o->data_dir;
+    pthread_mutex_init(&api.scope_mu, NULL);
     if (o->mfa_policy_set)
         api.mfa = o->mfa;
     else

@@ -25,6 +25,7 @@
  * without holding mu.  Nothing here logs an entry's content.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -432,6 +433,25 @@ meta_node(sqlite3 *db, char out[AUDIT_NODE_HEX + 1])
         return -1;
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT) {
         snprintf(out, AUDIT_NODE_HEX + 1, "%s", (const char *)sqlite3_column_text(s, 0));
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* meta's value of k, copied to out; -1 if absent. */
+static int
+meta_get(sqlite3 *db, const char *k, char *out, size_t cap)
+{
+    sqlite3_stmt *s;
+    int rc = -1;
+
+    if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = ?1", -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT &&
+        (size_t)sqlite3_column_bytes(s, 0) < cap) {
+        memcpy(out, sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0) + 1);
         rc = 0;
     }
     sqlite3_finalize(s);
@@ -1338,13 +1358,13 @@ check_ckpt_order(struct verifier *v, const struct ckpt *c)
 
 /* Called when the walk reaches c->seq: v->hash is the chain there. */
 static enum cf_err
-check_ckpt(struct verifier *v, const struct ckpt *c)
+check_ckpt_at(struct verifier *v, const struct ckpt *c, int hash_known)
 {
     uint8_t nseed[KEYRING_SEED_BYTES], npk[AUDIT_PK_BYTES];
     int64_t e = (int64_t)c->epoch;
     enum cf_err rc = CF_OK;
 
-    if (memcmp(c->hash, v->hash, sizeof v->hash) != 0)
+    if (hash_known && memcmp(c->hash, v->hash, sizeof v->hash) != 0)
         return vfail(v, after_ck(v), e, "checkpoint %" PRIu64 ": hash does not match entry %" PRIu64,
                      c->epoch, c->seq);
     if (v->have_ck && memcmp(c->pk, v->ck.next_pk, sizeof c->pk) != 0)
@@ -1379,6 +1399,12 @@ check_ckpt(struct verifier *v, const struct ckpt *c)
     return CF_OK;
 }
 
+static enum cf_err
+check_ckpt(struct verifier *v, const struct ckpt *c)
+{
+    return check_ckpt_at(v, c, 1);
+}
+
 /* Steps the checkpoint statement: *has = 0 at the end. */
 static enum cf_err
 next_ckpt(struct verifier *v, sqlite3_stmt *s, struct ckpt *c, int *has)
@@ -1400,6 +1426,28 @@ next_ckpt(struct verifier *v, sqlite3_stmt *s, struct ckpt *c, int *has)
     return check_ckpt_order(v, c);
 }
 
+/* The archive base: the last archived entry and its chain hash, from
+ * meta (audit archive); leaves seq and hash alone without one.  -1 when
+ * malformed. */
+static int
+base_read(sqlite3 *db, uint64_t *seq, uint8_t hash[AUDIT_HASH_BYTES])
+{
+    char v[2 * AUDIT_HASH_BYTES + 1], *end;
+    size_t got;
+    unsigned long long n;
+
+    if (meta_get(db, "base_seq", v, sizeof v) != 0)
+        return 0;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (*end != '\0' || errno != 0 || n == 0 || meta_get(db, "base_hash", v, sizeof v) != 0 ||
+        sodium_hex2bin(hash, AUDIT_HASH_BYTES, v, strlen(v), NULL, &got, NULL) != 0 ||
+        got != AUDIT_HASH_BYTES)
+        return -1;
+    *seq = n;
+    return 0;
+}
+
 /* Walks entries and checkpoints together, in one read snapshot. */
 static enum cf_err
 walk(struct verifier *v, sqlite3 *db)
@@ -1410,7 +1458,7 @@ walk(struct verifier *v, sqlite3 *db)
     const char *why;
     uint8_t h[AUDIT_HASH_BYTES];
     enum cf_err rc;
-    int has, step;
+    int has, step, base_ok = 0;
 
     genesis_hash(v->node, v->hash);
     if (sqlite3_prepare_v2(db, "SELECT " ENTRY_COLS " FROM entries ORDER BY seq", -1, &es, NULL) != SQLITE_OK ||
@@ -1420,6 +1468,29 @@ walk(struct verifier *v, sqlite3 *db)
     }
     if ((rc = next_ckpt(v, cs, &c, &has)) != CF_OK)
         goto out;
+    /* Archived entries (audit archive): the live trail starts after the
+     * base, a signed checkpoint; the checkpoints before it keep their
+     * signatures and key chain, their entries are in the archive files. */
+    if (base_read(db, &v->seq, v->hash) != 0) {
+        rc = vfail(v, 1, -1, "archive base in meta malformed");
+        goto out;
+    }
+    v->rep->archived = v->seq;
+    while (has && v->seq > 0 && c.seq <= v->seq) {
+        int at_base = c.seq == v->seq;
+
+        if ((rc = check_ckpt_at(v, &c, at_base)) != CF_OK)
+            goto out;
+        if (at_base)
+            base_ok = 1;
+        if ((rc = next_ckpt(v, cs, &c, &has)) != CF_OK)
+            goto out;
+    }
+    if (v->seq > 0 && !base_ok) {
+        rc = vfail(v, v->seq + 1, -1, "archive base: entry %" PRIu64 " is not where a checkpoint is",
+                   v->seq);
+        goto out;
+    }
     while ((step = sqlite3_step(es)) == SQLITE_ROW) {
         if ((why = row_read(es, &r)) != NULL) {
             rc = vfail(v, v->seq + 1, -1, "entry after %" PRIu64 ": %s", v->seq, why);
@@ -1613,5 +1684,520 @@ out:
     sqlite3_close(db);
     keyring_free(kr);
     sodium_free(v.aseed);                   /* NULL is fine; zeroes */
+    return rc;
+}
+
+/* ---- archiving -------------------------------------------------------- */
+
+/*
+ * An archive file is an SQLite file with the trail's own tables, holding
+ * entries (from-1, to] and the checkpoints that cover them, and a meta
+ * table: format, node, from_seq, to_seq, prev_hash (the chain hash of entry
+ * from-1, the genesis for the first archive) and hash (entry to's, which
+ * the live trail's checkpoint at `to` signs).  It is checked entry by entry
+ * before it replaces anything, created mode 0400 and never overwritten.
+ */
+#define ARCHIVE_FORMAT "coffre-audit-archive-v1"
+
+static void
+hex_of(const uint8_t *b, size_t n, char *out)
+{
+    sodium_bin2hex(out, 2 * n + 1, b, n);
+}
+
+static int
+meta_put(sqlite3 *db, const char *schema, const char *k, const char *v)
+{
+    char sql[96];
+    sqlite3_stmt *s;
+    int rc;
+
+    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO %s.meta (k, v) VALUES (?1, ?2)", schema);
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, v, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* BLAKE2b-256 of a whole file, in hex. */
+static enum cf_err
+file_digest(const char *path, char out[2 * AUDIT_HASH_BYTES + 1], struct cf_errmsg *em)
+{
+    crypto_generichash_state st;
+    uint8_t buf[65536], h[AUDIT_HASH_BYTES];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (f == NULL)
+        return cf_fail(em, CF_ERR_IO, "audit archive '%s': cannot open: %s", path, strerror(errno));
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crypto_generichash_update(&st, buf, n);
+    if (ferror(f)) {
+        fclose(f);
+        return cf_fail(em, CF_ERR_IO, "audit archive '%s': cannot read", path);
+    }
+    fclose(f);
+    crypto_generichash_final(&st, h, sizeof h);
+    hex_of(h, sizeof h, out);
+    return CF_OK;
+}
+
+/* Walks an archive's entries from prev_hash: they must chain, number
+ * from..to without a gap and end on `hash`; each of its checkpoints must
+ * sign the chain where it stands. */
+static enum cf_err
+archive_walk(sqlite3 *db, const char *schema, const char *node, uint64_t from, uint64_t to,
+             const uint8_t prev[AUDIT_HASH_BYTES], const uint8_t last[AUDIT_HASH_BYTES],
+             uint64_t *nckpt, struct cf_errmsg *em)
+{
+    sqlite3_stmt *es = NULL, *cs = NULL;
+    char sql[160];
+    uint8_t h[AUDIT_HASH_BYTES];
+    uint64_t seq = from - 1;
+    struct ckpt c, prevc;
+    struct row r;
+    enum cf_err rc = CF_ERR_AUTH;
+    int has, step, have_prev = 0;
+    const char *why;
+
+    *nckpt = 0;
+    memcpy(h, prev, sizeof h);
+    snprintf(sql, sizeof sql, "SELECT " ENTRY_COLS " FROM %s.entries ORDER BY seq", schema);
+    if (sqlite3_prepare_v2(db, sql, -1, &es, NULL) != SQLITE_OK)
+        goto store;
+    snprintf(sql, sizeof sql, "SELECT " CKPT_COLS " FROM %s.checkpoints ORDER BY epoch", schema);
+    if (sqlite3_prepare_v2(db, sql, -1, &cs, NULL) != SQLITE_OK)
+        goto store;
+    has = sqlite3_step(cs) == SQLITE_ROW;
+    if (has && (why = ckpt_read(cs, &c)) != NULL) {
+        cf_fail(em, rc, "audit archive: checkpoint: %s", why);
+        goto out;
+    }
+    while ((step = sqlite3_step(es)) == SQLITE_ROW) {
+        if ((why = row_read(es, &r)) != NULL) {
+            cf_fail(em, rc, "audit archive: entry after %" PRIu64 ": %s", seq, why);
+            goto out;
+        }
+        if (r.seq != seq + 1) {
+            cf_fail(em, rc, "audit archive: entry %" PRIu64 " missing", seq + 1);
+            goto out;
+        }
+        entry_hash(h, r.seq, r.time_ms, &r.t, h);
+        if (memcmp(h, r.hash, sizeof h) != 0) {
+            cf_fail(em, rc, "audit archive: entry %" PRIu64 ": hash does not match", r.seq);
+            goto out;
+        }
+        seq = r.seq;
+        if (has && c.seq == seq) {
+            if (memcmp(c.hash, h, sizeof h) != 0 || !ckpt_sig_ok(node, &c) ||
+                (have_prev && (c.epoch != prevc.epoch + 1 ||
+                               memcmp(c.pk, prevc.next_pk, sizeof c.pk) != 0))) {
+                cf_fail(em, rc, "audit archive: checkpoint %" PRIu64 " does not verify", c.epoch);
+                goto out;
+            }
+            prevc = c;
+            have_prev = 1;
+            (*nckpt)++;
+            has = sqlite3_step(cs) == SQLITE_ROW;
+            if (has && (why = ckpt_read(cs, &c)) != NULL) {
+                cf_fail(em, rc, "audit archive: checkpoint: %s", why);
+                goto out;
+            }
+        }
+    }
+    if (step != SQLITE_DONE)
+        goto store;
+    if (seq != to || memcmp(h, last, sizeof h) != 0 || has) {
+        cf_fail(em, rc, "audit archive: entries end at %" PRIu64 ", not at %" PRIu64
+                " with the signed hash", seq, to);
+        goto out;
+    }
+    rc = CF_OK;
+    goto out;
+store:
+    rc = cf_fail(em, CF_ERR_STORE, "audit archive: %s", sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(es);
+    sqlite3_finalize(cs);
+    return rc;
+}
+
+/* The live checkpoint covering exactly entry seq, if any: 0 found. */
+static int
+ckpt_at(sqlite3 *db, uint64_t seq, struct ckpt *c)
+{
+    sqlite3_stmt *s;
+    int rc = -1;
+
+    if (sqlite3_prepare_v2(db, "SELECT " CKPT_COLS " FROM checkpoints WHERE seq = ?1", -1, &s,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+    if (sqlite3_step(s) == SQLITE_ROW && ckpt_read(s, c) == NULL)
+        rc = 0;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static enum cf_err
+live_open(const char *data_dir, sqlite3 **db, char node[AUDIT_NODE_HEX + 1], struct cf_errmsg *em)
+{
+    char path[AUDIT_PATH_MAX];
+    enum cf_err rc;
+    int n = snprintf(path, sizeof path, "%s/%s", data_dir, AUDIT_DB_FILE);
+
+    if (n < 0 || (size_t)n >= sizeof path)
+        return cf_fail(em, CF_ERR_INPUT, "audit: data directory path too long");
+    if (access(path, F_OK) != 0)
+        return cf_fail(em, CF_ERR_NOTFOUND, "audit '%s': no trail", path);
+    if ((rc = db_open(path, 0, db, em)) != CF_OK)
+        return rc;
+    if (user_version(*db) != AUDIT_SCHEMA || meta_node(*db, node) != 0) {
+        sqlite3_close(*db);
+        *db = NULL;
+        return cf_fail(em, CF_ERR_STORE, "audit '%s': not a trail this coffre reads", path);
+    }
+    return CF_OK;
+}
+
+enum cf_err
+audit_archive_write(const char *data_dir, int64_t before_ms, const char *out,
+                    struct audit_archive_info *info, struct cf_errmsg *em)
+{
+    char node[AUDIT_NODE_HEX + 1], tmp[AUDIT_PATH_MAX], hx[2 * AUDIT_HASH_BYTES + 1], num[24];
+    uint8_t prev[AUDIT_HASH_BYTES];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    struct ckpt cut;
+    uint64_t base = 0, nck;
+    enum cf_err rc;
+    int attached = 0, n;
+
+    memset(info, 0, sizeof *info);
+    if (access(out, F_OK) == 0)
+        return cf_fail(em, CF_ERR_EXISTS, "audit archive '%s' exists: never overwritten", out);
+    n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return cf_fail(em, CF_ERR_INPUT, "audit archive: path too long");
+    if ((rc = live_open(data_dir, &db, node, em)) != CF_OK)
+        return rc;
+    genesis_hash(node, prev);
+    if (base_read(db, &base, prev) != 0) {
+        rc = cf_fail(em, CF_ERR_AUTH, "audit: archive base malformed; run 'coffre audit verify'");
+        goto out;
+    }
+    /* The cut: the last checkpoint before the date, not the trail's last
+     * checkpoint (audit_open re-reads the trail from that one's entry). */
+    if (sqlite3_prepare_v2(db, "SELECT " CKPT_COLS " FROM checkpoints c WHERE c.seq > ?1"
+                           " AND c.epoch < (SELECT max(epoch) FROM checkpoints)"
+                           " AND (SELECT time_ms FROM entries e WHERE e.seq = c.seq) < ?2"
+                           " ORDER BY epoch DESC LIMIT 1", -1, &s, NULL) != SQLITE_OK) {
+        rc = cf_fail(em, CF_ERR_STORE, "audit: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)base);
+    sqlite3_bind_int64(s, 2, before_ms);
+    if (sqlite3_step(s) != SQLITE_ROW || ckpt_read(s, &cut) != NULL) {
+        rc = cf_fail(em, CF_ERR_NOTFOUND, "audit archive: nothing to archive before this date "
+                     "(an archive ends at a signed checkpoint before it, and the last one stays)");
+        goto out;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    {
+        /* created here (the connection does not create files): empty is
+         * an empty database to SQLite */
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+        if (fd < 0) {
+            rc = cf_fail(em, CF_ERR_IO, "audit archive '%s': cannot create: %s", tmp, strerror(errno));
+            goto out;
+        }
+        close(fd);
+    }
+    if (sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS ar", -1, &s, NULL) != SQLITE_OK) {
+        rc = cf_fail(em, CF_ERR_STORE, "audit: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, tmp, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        rc = cf_fail(em, CF_ERR_IO, "audit archive '%s': cannot create: %s", tmp, sqlite3_errmsg(db));
+        goto out;
+    }
+    attached = 1;
+    sqlite3_finalize(s);
+    s = NULL;
+    snprintf(num, sizeof num, "%" PRIu64, base);
+    /* One read snapshot of the live trail; the archive's tables copied. */
+    if (exec(db, "PRAGMA ar.journal_mode = DELETE") != SQLITE_OK ||
+        exec(db, "BEGIN IMMEDIATE") != SQLITE_OK ||
+        exec(db, "CREATE TABLE ar.meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) STRICT;"
+                 "CREATE TABLE ar.entries ("
+                 "  seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
+                 "  actor TEXT NOT NULL, session TEXT NOT NULL, addr TEXT NOT NULL,"
+                 "  action TEXT NOT NULL, subject TEXT NOT NULL, fields TEXT NOT NULL,"
+                 "  outcome TEXT NOT NULL, hash BLOB NOT NULL) STRICT;"
+                 "CREATE TABLE ar.checkpoints ("
+                 "  epoch INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL,"
+                 "  pk BLOB NOT NULL, next_pk BLOB NOT NULL, time_ms INTEGER NOT NULL,"
+                 "  sig BLOB NOT NULL) STRICT;") != SQLITE_OK) {
+        rc = cf_fail(em, CF_ERR_STORE, "audit archive: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "INSERT INTO ar.entries SELECT * FROM main.entries WHERE seq > ?1 "
+                           "AND seq <= ?2 ORDER BY seq", -1, &s, NULL) != SQLITE_OK)
+        goto sqlfail;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)base);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)cut.seq);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto sqlfail;
+    info->entries = (uint64_t)sqlite3_changes(db);
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(db, "INSERT INTO ar.checkpoints SELECT * FROM main.checkpoints "
+                           "WHERE seq > ?1 AND seq <= ?2", -1, &s, NULL) != SQLITE_OK)
+        goto sqlfail;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)base);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)cut.seq);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto sqlfail;
+    sqlite3_finalize(s);
+    s = NULL;
+    info->from_seq = base + 1;
+    info->to_seq = cut.seq;
+    snprintf(num, sizeof num, "%" PRIu64, info->from_seq);
+    if (meta_put(db, "ar", "format", ARCHIVE_FORMAT) != 0 || meta_put(db, "ar", "node", node) != 0 ||
+        meta_put(db, "ar", "from_seq", num) != 0)
+        goto sqlfail;
+    snprintf(num, sizeof num, "%" PRIu64, info->to_seq);
+    hex_of(prev, sizeof prev, hx);
+    if (meta_put(db, "ar", "to_seq", num) != 0 || meta_put(db, "ar", "prev_hash", hx) != 0)
+        goto sqlfail;
+    hex_of(cut.hash, sizeof cut.hash, hx);
+    if (meta_put(db, "ar", "hash", hx) != 0 || exec(db, "COMMIT") != SQLITE_OK)
+        goto sqlfail;
+    /* Checked as written, before anything depends on it. */
+    if ((rc = archive_walk(db, "ar", node, info->from_seq, info->to_seq, prev, cut.hash, &nck,
+                           em)) != CF_OK)
+        goto out;
+    info->checkpoints = nck;
+    if (exec(db, "DETACH DATABASE ar") != SQLITE_OK)
+        goto sqlfail;
+    attached = 0;
+    {
+        int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) != 0 || fchmod(fd, 0400) != 0) {
+            if (fd >= 0)
+                close(fd);
+            rc = cf_fail(em, CF_ERR_IO, "audit archive '%s': cannot sync: %s", tmp, strerror(errno));
+            goto out;
+        }
+        close(fd);
+    }
+    if ((rc = file_digest(tmp, info->digest, em)) != CF_OK)
+        goto out;
+    /* link, not rename: an existing file is never replaced */
+    if (link(tmp, out) != 0) {
+        rc = cf_fail(em, CF_ERR_IO, "audit archive '%s': %s", out, strerror(errno));
+        goto out;
+    }
+    rc = CF_OK;
+    goto out;
+sqlfail:
+    rc = cf_fail(em, CF_ERR_STORE, "audit archive: %s", sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(s);
+    if (db != NULL && !sqlite3_get_autocommit(db))
+        exec(db, "ROLLBACK");
+    if (attached)
+        exec(db, "DETACH DATABASE ar");
+    sqlite3_close(db);
+    unlink(tmp);
+    return rc;
+}
+
+enum cf_err
+audit_archive_commit(const char *data_dir, const struct audit_archive_info *info,
+                     struct cf_errmsg *em)
+{
+    char node[AUDIT_NODE_HEX + 1], num[24], hx[2 * AUDIT_HASH_BYTES + 1];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    struct ckpt c;
+    enum cf_err rc;
+
+    if ((rc = live_open(data_dir, &db, node, em)) != CF_OK)
+        return rc;
+    if (ckpt_at(db, info->to_seq, &c) != 0) {
+        rc = cf_fail(em, CF_ERR_STORE, "audit archive: no checkpoint at entry %" PRIu64, info->to_seq);
+        goto out;
+    }
+    snprintf(num, sizeof num, "%" PRIu64, info->to_seq);
+    hex_of(c.hash, sizeof c.hash, hx);
+    /* The base and the deletion commit together. */
+    if (exec(db, "BEGIN IMMEDIATE") != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "DELETE FROM entries WHERE seq <= ?1", -1, &s, NULL) != SQLITE_OK)
+        goto sqlfail;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)info->to_seq);
+    if (sqlite3_step(s) != SQLITE_DONE || meta_put(db, "main", "base_seq", num) != 0 ||
+        meta_put(db, "main", "base_hash", hx) != 0 || exec(db, "COMMIT") != SQLITE_OK)
+        goto sqlfail;
+    sqlite3_finalize(s);
+    s = NULL;
+    /* The file shrinks only when rewritten; a failure here loses nothing. */
+    if (exec(db, "VACUUM") != SQLITE_OK)
+        log_warnx("audit archive: VACUUM failed (%s); the trail keeps its size until the next one",
+                  sqlite3_errmsg(db));
+    rc = CF_OK;
+    goto out;
+sqlfail:
+    rc = cf_fail(em, CF_ERR_STORE, "audit archive: %s", sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(s);
+    if (db != NULL && !sqlite3_get_autocommit(db))
+        exec(db, "ROLLBACK");
+    sqlite3_close(db);
+    return rc;
+}
+
+enum cf_err
+audit_verify_archive(const char *data_dir, const char *archive, const char *const *others,
+                     size_t nothers, struct audit_archive_info *info, struct cf_errmsg *em)
+{
+    char node[AUDIT_NODE_HEX + 1], fields[AUDIT_FIELDS_MAX + 1];
+    uint8_t prev[AUDIT_HASH_BYTES];
+    struct ckpt end, before;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t got, i;
+    enum cf_err rc;
+    int found, step;
+
+    memset(info, 0, sizeof *info);
+    if (access(archive, R_OK) != 0)
+        return cf_fail(em, CF_ERR_IO, "audit archive '%s': cannot read: %s", archive, strerror(errno));
+    if ((rc = file_digest(archive, info->digest, em)) != CF_OK ||
+        (rc = live_open(data_dir, &db, node, em)) != CF_OK)
+        return rc;
+    if (sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS ar", -1, &s, NULL) != SQLITE_OK)
+        goto sqlfail;
+    sqlite3_bind_text(s, 1, archive, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto sqlfail;
+    sqlite3_finalize(s);
+    s = NULL;
+    rc = CF_ERR_AUTH;
+    {
+        sqlite3_stmt *m;
+        const char *keys[] = { "format", "node", "from_seq", "to_seq", "prev_hash", "hash" };
+        char val[6][80];
+        size_t k;
+
+        if (sqlite3_prepare_v2(db, "SELECT v FROM ar.meta WHERE k = ?1", -1, &m, NULL) != SQLITE_OK)
+            goto sqlfail;
+        for (k = 0; k < 6; k++) {
+            val[k][0] = '\0';
+            sqlite3_bind_text(m, 1, keys[k], -1, SQLITE_STATIC);
+            if (sqlite3_step(m) == SQLITE_ROW && sqlite3_column_bytes(m, 0) < 80)
+                snprintf(val[k], sizeof val[k], "%s", (const char *)sqlite3_column_text(m, 0));
+            sqlite3_reset(m);
+        }
+        sqlite3_finalize(m);
+        if (strcmp(val[0], ARCHIVE_FORMAT) != 0) {
+            cf_fail(em, rc, "audit archive '%s': not an archive of this format", archive);
+            goto out;
+        }
+        if (strcmp(val[1], node) != 0) {
+            cf_fail(em, rc, "audit archive '%s': of node %.32s, not this trail's %s", archive, val[1], node);
+            goto out;
+        }
+        info->from_seq = strtoull(val[2], NULL, 10);
+        info->to_seq = strtoull(val[3], NULL, 10);
+        if (info->from_seq == 0 || info->to_seq < info->from_seq ||
+            sodium_hex2bin(prev, sizeof prev, val[4], strlen(val[4]), NULL, &got, NULL) != 0 ||
+            got != sizeof prev) {
+            cf_fail(em, rc, "audit archive '%s': meta malformed", archive);
+            goto out;
+        }
+    }
+    /* Its ends are pinned by the live trail's checkpoints: the one at `to`
+     * signs its last hash, the one at from-1 (or the genesis) its start. */
+    if (ckpt_at(db, info->to_seq, &end) != 0) {
+        cf_fail(em, rc, "audit archive '%s': the live trail has no checkpoint at entry %" PRIu64,
+                archive, info->to_seq);
+        goto out;
+    }
+    if (info->from_seq == 1) {
+        uint8_t g[AUDIT_HASH_BYTES];
+
+        genesis_hash(node, g);
+        found = memcmp(g, prev, sizeof g) == 0;
+    } else
+        found = ckpt_at(db, info->from_seq - 1, &before) == 0 &&
+                memcmp(before.hash, prev, sizeof prev) == 0;
+    if (!found) {
+        cf_fail(em, rc, "audit archive '%s': its first entry does not follow a signed checkpoint",
+                archive);
+        goto out;
+    }
+    if (!ckpt_sig_ok(node, &end)) {
+        cf_fail(em, rc, "audit archive '%s': checkpoint %" PRIu64 " signature invalid", archive,
+                end.epoch);
+        goto out;
+    }
+    if ((rc = archive_walk(db, "ar", node, info->from_seq, info->to_seq, prev, end.hash,
+                           &info->checkpoints, em)) != CF_OK)
+        goto out;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM ar.entries", -1, &s, NULL) != SQLITE_OK)
+        goto sqlfail;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        info->entries = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    s = NULL;
+    /* The live trail recorded this very file when it was made. */
+    snprintf(fields, sizeof fields, "blake2b:%s", info->digest);
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.entries WHERE action = 'audit.archive' "
+                           "AND fields = ?1 AND outcome = 'ok'", -1, &s, NULL) != SQLITE_OK)
+        goto sqlfail;
+    sqlite3_bind_text(s, 1, fields, -1, SQLITE_STATIC);
+    found = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+    sqlite3_finalize(s);
+    s = NULL;
+    /* ... or a later archive holds that entry now */
+    for (i = 0; !found && i < nothers; i++) {
+        if (sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS other", -1, &s, NULL) != SQLITE_OK)
+            goto sqlfail;
+        sqlite3_bind_text(s, 1, others[i], -1, SQLITE_STATIC);
+        step = sqlite3_step(s);
+        sqlite3_finalize(s);
+        s = NULL;
+        if (step != SQLITE_DONE)
+            continue;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM other.entries WHERE action = 'audit.archive' "
+                               "AND fields = ?1 AND outcome = 'ok'", -1, &s, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(s, 1, fields, -1, SQLITE_STATIC);
+            found = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+        }
+        sqlite3_finalize(s);
+        s = NULL;
+        exec(db, "DETACH DATABASE other");
+    }
+    if (!found) {
+        rc = cf_fail(em, CF_ERR_AUTH, "audit archive '%s': the live trail has no audit.archive entry "
+                     "for this file (digest %s)", archive, info->digest);
+        goto out;
+    }
+    rc = CF_OK;
+    goto out;
+sqlfail:
+    rc = cf_fail(em, CF_ERR_STORE, "audit archive '%s': %s", archive, sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(s);
+    exec(db, "DETACH DATABASE ar");
+    sqlite3_close(db);
     return rc;
 }

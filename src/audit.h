@@ -154,6 +154,8 @@ struct audit_report {
     uint64_t advance_pending;   /* 1: the last checkpoint is signed but the
                                    keyring not yet advanced (audit_open finishes it) */
     int seed_checked;           /* keys were checked against the auditor's seed */
+    uint64_t archived;          /* entries 1..archived moved to archive files
+                                   (audit archive): checked by audit_verify_archive */
     uint64_t first_bad_seq;     /* first entry not proven intact; 0: none */
     int64_t first_bad_epoch;    /* first bad checkpoint (numbered by epoch); -1: none */
     char why[256];              /* "" or the first fault, e.g. "entry 42: hash does not match" */
@@ -178,5 +180,42 @@ enum cf_err audit_verify(const char *data_dir, const char *keyring_path,
                          const uint8_t *initial_seed,
                          struct audit_report *rep,
                          struct cf_errmsg *em) WARN_UNUSED;
+
+/*
+ * Retention (docs/audit.md, "Archiving").  An archive moves the oldest
+ * entries out of the live trail into a file that audit_verify_archive can
+ * still check; the live trail then starts at a base (the archived end, a
+ * signed checkpoint) that audit_verify follows.  Three steps, so that the
+ * trail names the file before anything leaves it:
+ *   1. audit_archive_write: entries up to the last checkpoint before
+ *      before_ms (never the trail's last checkpoint) go to `out` (checked
+ *      as written, mode 0400, never overwritten); info says which and the
+ *      file's BLAKE2b-256 digest;
+ *   2. the caller appends an entry, action "audit.archive", fields
+ *      "blake2b:<digest>", and waits until it is durable;
+ *   3. audit_archive_commit removes them from the live trail and records
+ *      the base, in one transaction.
+ * The caller holds the data directory's lock (no server running).
+ */
+struct audit_archive_info {
+    uint64_t from_seq, to_seq;      /* entries archived, inclusive */
+    uint64_t entries, checkpoints;  /* in the file; checkpoints stay live too */
+    char digest[65];                /* BLAKE2b-256 of the file, hex */
+};
+
+enum cf_err audit_archive_write(const char *data_dir, int64_t before_ms, const char *out,
+                                struct audit_archive_info *info,
+                                struct cf_errmsg *em) WARN_UNUSED;
+enum cf_err audit_archive_commit(const char *data_dir, const struct audit_archive_info *info,
+                                 struct cf_errmsg *em) WARN_UNUSED;
+/* Checks an archive file against the live trail: its entries chain from
+ * the signed hash before them to the signed hash at their end, its
+ * checkpoints verify, and the trail (or one of the `others` archive files,
+ * once a later archive took that entry) has the audit.archive entry naming
+ * its digest.  CF_ERR_AUTH with em naming the fault. */
+enum cf_err audit_verify_archive(const char *data_dir, const char *archive,
+                                 const char *const *others, size_t nothers,
+                                 struct audit_archive_info *info,
+                                 struct cf_errmsg *em) WARN_UNUSED;
 
 #endif

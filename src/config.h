@@ -9,6 +9,7 @@
 /* Environment variables. */
 #define CONFIG_ENV_DATA    "COFFRE_DATA"      /* --data: the data directory */
 #define CONFIG_ENV_KEYRING "COFFRE_KEYRING"   /* --keyring: default DATA/keyring */
+#define CONFIG_ENV_DPO_CONTACT "COFFRE_DPO_CONTACT" /* scope --dpo-contact: for Art. 33(3)(b) */
 
 /* Defaults. */
 #define CONFIG_DEFAULT_ACADEMIE "10"            /* demo-data: Lyon */

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -36,6 +37,7 @@
 #include "policy.h"
 #include "records.h"
 #include "sandbox.h"
+#include "scope.h"
 #include "banned.h"
 
 #define EXIT_USAGE 2
@@ -1674,6 +1676,85 @@ read_seed(const char *path, uint8_t seed[KEYRING_SEED_BYTES], struct cf_errmsg *
     return 0;
 }
 
+static int parse_when(const char *s, int end_of_day, int64_t *out);
+
+/* --archive FILE...: each checked against the live trail. */
+static int
+verify_archives(struct cmd_args *a, const char *data)
+{
+    struct audit_archive_info info;
+    struct cf_errmsg em = { "" };
+    const char *others[MAX_REPEAT];
+    size_t i, j, k;
+    int bad = 0;
+
+    for (i = 0; i < a->nrep; i++) {
+        for (j = k = 0; j < a->nrep; j++)
+            if (j != i)
+                others[k++] = a->rep[j];
+        if (audit_verify_archive(data, a->rep[i], others, k, &info, &em) != CF_OK) {
+            printf("TAMPERED: %s\n", em.msg);
+            bad = 1;
+            continue;
+        }
+        printf("archive '%s' intact: entries %llu to %llu, %llu checkpoints, digest %s\n",
+               a->rep[i], (unsigned long long)info.from_seq, (unsigned long long)info.to_seq,
+               (unsigned long long)info.checkpoints, info.digest);
+    }
+    return bad ? EXIT_FAILURE : 0;
+}
+
+static int
+cmd_audit_archive(struct cmd_args *a)
+{
+    const char *data = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
+    const char *before = opt(a, "before"), *out = opt(a, "out");
+    struct audit_archive_info info;
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    char subject[64], fields[AUDIT_FIELDS_MAX + 1];
+    int64_t before_ms;
+    enum cf_err rc;
+    int x;
+
+    if (data == NULL)
+        return usage_error(a->cmd, "--data DIR (or %s) is required", CONFIG_ENV_DATA);
+    if (before == NULL || out == NULL)
+        return usage_error(a->cmd, "--before DATE and --out FILE are required");
+    if (parse_when(before, 0, &before_ms) != 0)
+        return usage_error(a->cmd, "--before: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)");
+    if (access(out, F_OK) == 0)
+        return usage_error(a->cmd, "--out '%s' exists: an archive is never overwritten", out);
+    /* the lock: no server, no other command writes the trail meanwhile */
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    rc = audit_archive_write(data, before_ms, out, &info, &em);
+    if (rc != CF_OK) {
+        x = cli_audit(a, "audit.archive", "", "", "failed");
+        close_records(r);
+        return fail(a, rc, &em);
+    }
+    /* the trail names the file before anything leaves it */
+    snprintf(subject, sizeof subject, "seq:%llu-%llu", (unsigned long long)info.from_seq,
+             (unsigned long long)info.to_seq);
+    snprintf(fields, sizeof fields, "blake2b:%s", info.digest);
+    if ((x = cli_audit(a, "audit.archive", subject, fields, "ok")) != 0) {
+        close_records(r);
+        unlink(out);
+        return x;
+    }
+    rc = audit_archive_commit(data, &info, &em);
+    close_records(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    printf("coffre: archived entries %llu to %llu (%llu entries, %llu checkpoints) to '%s' (mode 0400)\n"
+           "  digest %s; 'coffre audit verify --archive %s' checks it\n",
+           (unsigned long long)info.from_seq, (unsigned long long)info.to_seq,
+           (unsigned long long)info.entries, (unsigned long long)info.checkpoints, out, info.digest,
+           out);
+    return 0;
+}
+
 static int
 cmd_audit_verify(struct cmd_args *a)
 {
@@ -1712,7 +1793,297 @@ cmd_audit_verify(struct cmd_args *a)
     printf("  epoch keys %s\n", rep.seed_checked
            ? "checked against the auditor's initial seed"
            : "not checked against an initial seed (give --initial-seed FILE)");
+    if (rep.archived > 0 && a->nrep == 0)
+        printf("  entries 1 to %llu archived: not checked here (give --archive FILE...)\n",
+               (unsigned long long)rep.archived);
+    return verify_archives(a, data);
+}
+
+/* ---- scope ------------------------------------------------------------ */
+
+/* "YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z]" (UTC) -> ms; a bare date as --to means the
+ * end of that day.  -1 when malformed. */
+static int
+parse_when(const char *s, int end_of_day, int64_t *out)
+{
+    return scope_parse_time(s, end_of_day, out);
+}
+
+struct progress {
+    int tty;
+    int shown;
+    time_t start;
+};
+
+static void
+show_progress(void *arg, const char *what, uint64_t done, uint64_t total)
+{
+    struct progress *p = arg;
+
+    if (!p->tty || time(NULL) - p->start < 1)
+        return;
+    fprintf(stderr, "\rcoffre: %s: %llu of %llu (%llu%%)   ", what, (unsigned long long)done,
+            (unsigned long long)total, total ? (unsigned long long)(done * 100 / total) : 100ULL);
+    p->shown = 1;
+}
+
+static void
+end_progress(struct progress *p)
+{
+    if (p->shown)
+        fprintf(stderr, "\r%60s\r", "");
+    p->shown = 0;
+}
+
+/* The DPO's account, for entries about opening the people's fields. */
+struct dpo_audit {
+    const struct cmd_args *a;
+    char actor[AUDIT_ACTOR_MAX + 1];
+};
+
+static int
+dpo_audit(void *arg, const char *subjects, const char *fields)
+{
+    struct dpo_audit *d = arg;
+    struct audit_entry e;
+    struct cf_errmsg em = { "" };
+
+    memset(&e, 0, sizeof e);
+    snprintf(e.actor, sizeof e.actor, "%s", d->actor);
+    snprintf(e.action, sizeof e.action, "scope.people");
+    snprintf(e.subject, sizeof e.subject, "%s", subjects);
+    snprintf(e.fields, sizeof e.fields, "%s", fields);
+    snprintf(e.outcome, sizeof e.outcome, "ok");
+    if (cli.audit != NULL && audit_append(cli.audit, &e, &em) == CF_OK)
+        return 0;
+    fprintf(stderr, "coffre %s: the audit trail could not record this (%s)\n", d->a->cmd->name,
+            em.msg);
+    return -1;
+}
+
+/* --actor: "cli", "acct:<id>", an account id or a login; the trail's form
+ * in out.  Exit code on failure. */
+static int
+scope_actor(const struct cmd_args *a, struct records *r, const char *v,
+            char out[AUDIT_ACTOR_MAX + 1])
+{
+    struct account *acct;
+    enum cf_err rc;
+
+    if (strcmp(v, "cli") == 0) {
+        snprintf(out, AUDIT_ACTOR_MAX + 1, "cli");
+        return 0;
+    }
+    if (strncmp(v, "acct:", 5) == 0)
+        v += 5;
+    acct = malloc(sizeof *acct);
+    if (acct == NULL) {
+        fprintf(stderr, "coffre %s: out of memory\n", a->cmd->name);
+        return EXIT_FAILURE;
+    }
+    rc = account_get(r, v, acct);
+    if (rc != CF_OK)
+        rc = account_find(r, v, acct);
+    if (rc == CF_OK)
+        snprintf(out, AUDIT_ACTOR_MAX + 1, "acct:%s", acct->id);
+    free(acct);
+    /* An account id the store no longer has still has its trail. */
+    if (rc != CF_OK && strlen(v) == RECORD_ID_HEX && strspn(v, "0123456789abcdef") == RECORD_ID_HEX) {
+        snprintf(out, AUDIT_ACTOR_MAX + 1, "acct:%s", v);
+        rc = CF_OK;
+    }
+    if (rc != CF_OK) {
+        fprintf(stderr, "coffre %s: --actor: no account with this login or id\n", a->cmd->name);
+        return EXIT_FAILURE;
+    }
     return 0;
+}
+
+static int
+valid_word(const char *s, size_t max)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > max)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+              s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static int
+cmd_scope(struct cmd_args *a)
+{
+    static const char *const states[] = { ACCOUNT_STATE_PROVISIONED, ACCOUNT_STATE_ACTIVE,
+        ACCOUNT_STATE_LOCKED, ACCOUNT_STATE_DISABLED, ACCOUNT_STATE_FROZEN, NULL };
+    const char *data = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
+    const char *people = opt(a, "people"), *note = opt(a, "notification"), *fmt = opt(a, "format");
+    const char *dpo = opt(a, "dpo");
+    char actors[SCOPE_ACTORS_MAX][AUDIT_ACTOR_MAX + 1], code[ACADEMIE_CODE_BYTES + 1];
+    char est[RECORD_ID_HEX + 1], selectors[1024];
+    struct scope_query q;
+    struct scope_result res;
+    struct progress pg = { isatty(STDERR_FILENO), 0, time(NULL) };
+    struct dpo_audit da = { a, "cli" };
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    enum cf_err rc;
+    size_t i, o = 0;
+    int x, json = 0;
+
+    memset(&q, 0, sizeof q);
+    if (data == NULL)
+        return usage_error(a->cmd, "--data DIR (or %s) is required", CONFIG_ENV_DATA);
+    if (fmt != NULL && strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0)
+        return usage_error(a->cmd, "--format: text or json");
+    json = fmt != NULL && strcmp(fmt, "json") == 0;
+    if (opt(a, "from") != NULL) {
+        if (parse_when(opt(a, "from"), 0, &q.from_ms) != 0)
+            return usage_error(a->cmd, "--from: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)");
+        q.has_from = 1;
+    }
+    if (opt(a, "to") != NULL) {
+        if (parse_when(opt(a, "to"), 1, &q.to_ms) != 0)
+            return usage_error(a->cmd, "--to: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)");
+        q.has_to = 1;
+    }
+    if (q.has_from && q.has_to && q.from_ms > q.to_ms)
+        return usage_error(a->cmd, "--from is after --to: the window is empty");
+    if (opt(a, "address") != NULL && scope_parse_cidr(opt(a, "address"), &q) != 0)
+        return usage_error(a->cmd, "--address: an IP address or a CIDR block, e.g. 203.0.113.0/24");
+    if ((q.session = opt(a, "session")) != NULL && !valid_word(q.session, AUDIT_SESSION_MAX))
+        return usage_error(a->cmd, "--session: the session reference as the trail shows it (hex)");
+    if ((q.rule = opt(a, "rule")) != NULL && !valid_word(q.rule, 32))
+        return usage_error(a->cmd, "--rule: a guard rule such as budget-1h, budget-24h, canary, address-1h");
+    if ((q.account_state = opt(a, "account-state")) != NULL) {
+        for (i = 0; states[i] != NULL && strcmp(states[i], q.account_state) != 0; i++)
+            ;
+        if (states[i] == NULL)
+            return usage_error(a->cmd, "--account-state: provisioned, active, locked, disabled or frozen");
+    }
+    if (opt(a, "compartment") != NULL) {
+        if (ids_parse_academie(opt(a, "compartment"), strlen(opt(a, "compartment")), code, &em) != CF_OK)
+            return fail(a, CF_ERR_INPUT, &em);
+        q.compartment = code;
+    }
+    if (a->nrep > SCOPE_ACTORS_MAX)
+        return usage_error(a->cmd, "at most %d --actor", SCOPE_ACTORS_MAX);
+    if (a->nrep == 0 && q.session == NULL && !q.has_cidr && !q.has_from && !q.has_to &&
+        q.compartment == NULL && opt(a, "establishment") == NULL && q.account_state == NULL &&
+        q.rule == NULL)
+        return usage_error(a->cmd, "give at least one selector (--actor, --session, --address, "
+                           "--from/--to, --compartment, --establishment, --account-state, --rule)");
+    if (people != NULL && (dpo == NULL || opt(a, "totp") == NULL))
+        return usage_error(a->cmd, "--people opens names and contacts: give --dpo LOGIN (an active "
+                           "DPO account) and --totp CODE (its current code)");
+    if (people == NULL && (dpo != NULL || opt(a, "totp") != NULL))
+        return usage_error(a->cmd, "--dpo and --totp go with --people");
+    if ((people != NULL && note != NULL && strcmp(people, note) == 0))
+        return usage_error(a->cmd, "--people and --notification must be different files");
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    for (i = 0; i < a->nrep; i++) {
+        if ((x = scope_actor(a, r, a->rep[i], actors[i])) != 0) {
+            close_records(r);
+            return x;
+        }
+        q.actor[q.nactor++] = actors[i];
+    }
+    if (opt(a, "establishment") != NULL) {
+        if ((x = establishment_id(a, r, est, &em)) != 0) {
+            close_records(r);
+            return x;
+        }
+        q.establishment = est;
+    }
+    if (dpo != NULL) {
+        struct account *acct = malloc(sizeof *acct);
+
+        const char *why = "--dpo: not an active DPO account";
+
+        rc = acct == NULL ? CF_ERR_NOMEM : account_find(r, dpo, acct);
+        if (rc == CF_OK && (acct->role != ROLE_DPO ||
+                            strcmp(acct->row.state, ACCOUNT_STATE_ACTIVE) != 0))
+            rc = CF_ERR_DENIED;
+        /* a fresh second factor: a current TOTP code, each accepted once */
+        if (rc == CF_OK && (rc = mfa_totp_verify(r, acct, opt(a, "totp"), (int64_t)time(NULL))) != CF_OK)
+            why = rc == CF_ERR_NOTFOUND ? "--totp: this DPO account has no TOTP enrolled"
+                                        : "--totp: wrong, expired or already used code";
+        if (rc == CF_OK)
+            snprintf(da.actor, sizeof da.actor, "acct:%s", acct->id);
+        if (rc != CF_OK) {
+            x = cli_audit(a, "scope.people", "", "", "denied");
+            free(acct);
+            close_records(r);
+            fprintf(stderr, "coffre %s: %s\n", a->cmd->name, why);
+            return EXIT_FAILURE;
+        }
+        free(acct);
+    }
+    /* how the scope was asked, for the notification (ids only) */
+    selectors[0] = '\0';
+    for (i = 0; i < q.nactor; i++)
+        o += (size_t)snprintf(selectors + o, o < sizeof selectors ? sizeof selectors - o : 0,
+                              " --actor %s", q.actor[i]);
+    {
+        const char *names[] = { "session", "address", "from", "to", "compartment", "establishment",
+                                "account-state", "rule", NULL };
+
+        for (i = 0; names[i] != NULL; i++)
+            if (opt(a, names[i]) != NULL && o < sizeof selectors)
+                o += (size_t)snprintf(selectors + o, sizeof selectors - o, " --%s %s", names[i],
+                                      opt(a, names[i]));
+    }
+    rc = scope_run(data, r, &q, show_progress, &pg, &res, &em);
+    end_progress(&pg);
+    x = cli_audit(a, "scope.summary", "", "", rc == CF_OK ? "ok" : "failed");
+    if (rc != CF_OK || x != 0) {
+        close_records(r);
+        return rc != CF_OK ? fail(a, rc, &em) : x;
+    }
+    if (note != NULL)
+        rc = scope_write_notification(note, r, &res, selectors[0] ? selectors + 1 : "",
+                                      config_pick(opt(a, "dpo-contact"), CONFIG_ENV_DPO_CONTACT), &em);
+    if (rc == CF_OK && people != NULL) {
+        uint64_t lines = 0;
+
+        rc = scope_write_people(people, r, &res, (int64_t)time(NULL) * 1000, dpo_audit, &da,
+                                &lines, &em);
+        if (rc == CF_OK)
+            fprintf(stderr, "coffre: %llu people to notify in '%s' (mode 0600)\n",
+                    (unsigned long long)lines, people);
+    }
+    if (rc == CF_OK)
+        scope_print(stdout, r, &res, json);
+    scope_result_free(&res);
+    close_records(r);
+    return rc == CF_OK ? 0 : fail(a, rc, &em);
+}
+
+static int
+cmd_audit_reindex(struct cmd_args *a)
+{
+    const char *data = config_pick(opt(a, "data"), CONFIG_ENV_DATA);
+    struct progress pg = { isatty(STDERR_FILENO), 0, time(NULL) };
+    struct records *r = NULL;
+    struct cf_errmsg em = { "" };
+    uint64_t n = 0;
+    enum cf_err rc;
+    int x;
+
+    if ((x = open_records(a, &r, &em)) != 0)
+        return x;
+    rc = scope_reindex(data, 1, show_progress, &pg, &n, &em);
+    end_progress(&pg);
+    x = cli_audit(a, "audit.reindex", "", "", rc == CF_OK ? "ok" : "failed");
+    close_records(r);
+    if (rc != CF_OK)
+        return fail(a, rc, &em);
+    if (x == 0)
+        printf("coffre: audit index rebuilt: %llu entries\n", (unsigned long long)n);
+    return x;
 }
 
 /* ---- the table -------------------------------------------------------- */
@@ -1752,7 +2123,12 @@ static const struct opt o_demo[] = { DATA_OPTS, { "establishments", 0 }, { "stud
     { "seed", 0 }, { "academie", 0 }, { "guardians-per", 0 }, { "first-establishment", 0 },
     { NULL, 0 } };
 
-static const struct opt o_verify[] = { DATA_OPTS, { "initial-seed", 0 }, { NULL, 0 } };
+static const struct opt o_verify[] = { DATA_OPTS, { "initial-seed", 0 }, { "archive", 1 }, { NULL, 0 } };
+static const struct opt o_archive[] = { DATA_OPTS, { "before", 0 }, { "out", 0 }, { NULL, 0 } };
+static const struct opt o_scope[] = { DATA_OPTS, { "actor", 1 }, { "session", 0 }, { "address", 0 },
+    { "from", 0 }, { "to", 0 }, { "compartment", 0 }, { "establishment", 0 },
+    { "account-state", 0 }, { "rule", 0 }, { "people", 0 }, { "notification", 0 }, { "dpo", 0 },
+    { "dpo-contact", 0 }, { "format", 0 }, { "totp", 0 }, { NULL, 0 } };
 static const struct opt o_serve[] = { DATA_OPTS, { "listen", 0 }, { "tls-cert", 0 },
     { "tls-key", 0 }, { "insecure-http", 0 }, { "trusted-proxy", 1 }, { "threads", 0 },
     { "hash-workers", 0 }, { "hash-queue", 0 }, { "hash-t", 0 }, { "hash-m-kib", 0 },
@@ -1827,13 +2203,14 @@ static const struct cmd commands[] = {
       "process dies of SIGSYS; log: the call fails with ENOSYS and a log line on\n"
       "stderr names it (exit 0).  For tests and for checking a new kernel or libc.",
       o_selftest, 0, cmd_sandbox_selftest },
-    { "audit verify", DATA_USAGE " [--initial-seed FILE]",
+    { "audit verify", DATA_USAGE " [--initial-seed FILE] [--archive FILE]...",
       "Checks the whole audit trail: every entry's hash chain, every signed\n"
       "checkpoint, the chain of epoch keys, and that no checkpoint is missing.  With\n"
       "the auditor's initial seed (FILE: the 64 hex digits init printed) also that\n"
       "every epoch key derives from it, which no one holding a later keyring can fake.\n"
       "Names the first bad entry or checkpoint; exit 1 when tampered.  Safe while the\n"
-      "server runs.\n" DATA_HELP,
+      "server runs.  --archive FILE (repeatable): also the archives 'audit archive'\n"
+      "wrote, each against the live trail's checkpoints.\n" DATA_HELP,
       o_verify, 0, cmd_audit_verify },
     { "export keygen", "--out FILE",
       "Makes an X25519 key pair for receiving bulk exports: writes the secret key to\n"
@@ -1845,6 +2222,35 @@ static const struct cmd commands[] = {
       "or its 'sealed' value; --in, default stdin) with the secret key of 'coffre\n"
       "export keygen', and prints the JSON document.",
       o_export_open, 0, cmd_export_open },
+    { "scope", DATA_USAGE " [--actor ACCOUNT]... [--session REF] [--address CIDR]\n"
+      "       [--from WHEN] [--to WHEN] [--compartment CODE] [--establishment UAI]\n"
+      "       [--account-state STATE] [--rule RULE] [--format text|json]\n"
+      "       [--notification FILE.md] [--people FILE.csv --dpo LOGIN --totp CODE]\n"
+      "       [--dpo-contact TEXT]",
+      "Whose data was read, which fields, by whom: the accesses matching every\n"
+      "selector given (at least one), the people they served (students, guardians,\n"
+      "staff; by establishment and field; in clear or never decrypted), reads refused,\n"
+      "first and last access, and the measures the trail records.  ACCOUNT: a login,\n"
+      "an account id, or cli.  WHEN: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC).\n"
+      "STATE: provisioned (accounts provisioned, not yet activated, at some time in\n"
+      "the window), active, locked, disabled, frozen (now).  RULE: accesses that led to\n"
+      "a guard lockout (budget-1h, budget-24h, address-1h, address-24h, canary).\n"
+      "--notification writes a draft of the Art. 33 notification; --people writes one\n"
+      "line per person to notify (a minor's guardians), opening names and contacts:\n"
+      "it needs an active DPO account and its current TOTP code (each code works\n"
+      "once), and each opening is audited.  Files appear\n"
+      "whole or not at all.  Exit 1 when no entry matches.\n" DATA_HELP,
+      o_scope, 0, cmd_scope },
+    { "audit archive", DATA_USAGE " --before WHEN --out FILE",
+      "Moves the entries before WHEN (up to the last signed checkpoint before it;\n"
+      "the trail's last checkpoint always stays) to FILE, checked as written, mode\n"
+      "0400, never overwritten; the live trail records the file's digest, then\n"
+      "drops them and shrinks.  'audit verify --archive FILE' still checks them.\n" DATA_HELP,
+      o_archive, 0, cmd_audit_archive },
+    { "audit reindex", DATA_USAGE,
+      "Rebuilds DIR/audit-index.db, the derived index scope reads, from the audit\n"
+      "trail (scope also catches it up by itself).  audit verify never reads it.\n" DATA_HELP,
+      o_data, 0, cmd_audit_reindex },
     { "policy show", "", "Prints the policy table: which role may read which kind of record,\n"
       "under which relationship, and which fields (Markdown).", NULL, 0, cmd_policy_show },
     { "academies", "", "Lists the académie codes coffre accepts, with their names.",

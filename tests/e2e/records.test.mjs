@@ -176,7 +176,8 @@ test('scrape: probing INEs locks the office account within its budget; a teacher
   closeAgents();
   assert.equal(await srv.stop(), 0);
   const trail = sqlite(join(s.data, 'audit.db'), "SELECT action, fields, outcome FROM entries WHERE outcome IN ('locked') OR action = 'account.unlock'");
-  assert.match(trail, /student\.find\|\|locked/);
+  // the lockout names its rule (for coffre scope --rule), nothing of what was not served
+  assert.match(trail, /student\.find\|rule:budget-(1h|24h)\|locked/);
   assert.match(trail, /account\.unlock\|reason:verified-with-user\|ok/);
 });
 
