@@ -4,12 +4,19 @@
 // teacher account reading across the académie; and the no-false-alarm
 // days of a teacher and a school office.  Each prints how many records
 // were served before the lockout.  Bounded in count; loopback only.
+// The production second-factor policy (MFA_DEFAULT) is on: every account
+// here is staff or a teacher and enrolls TOTP at activation, so each
+// replay is what a holder of the account with its factor can do (an
+// insider, or a thief who also has the session or the code: with the
+// password alone they get nothing, see attacks.test.mjs); the guard is
+// what bounds them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { coffre, tempDir } from './helpers.mjs';
-import { startServer, request, cookieOf, closeAgents, FAST_HASH, STRONG } from './server.mjs';
+import { startServer, request, cookieOf, closeAgents, FAST_HASH, STRONG, MFA_DEFAULT } from './server.mjs';
+import { enrollTotp } from './totp.mjs';
 
 const ine = (i) => {
   const n = 999000000 + i;
@@ -53,12 +60,14 @@ function academy(t) {
 async function activate(port, a, from) {
   const r = await request(port, 'POST', '/api/v1/activate', { body: { login: a.login, code: a.code, password: STRONG }, from });
   assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.mfa, 'enroll');
+  await enrollTotp(port, cookieOf(r), from);
   return cookieOf(r);
 }
 
 test('replays B, C, E: each attacker is locked out within one budget; normal days never trip the guard', async (t) => {
   const a = academy(t);
-  const srv = await startServer(t, a.data, FAST_HASH);
+  const srv = await startServer(t, a.data, [...FAST_HASH, ...MFA_DEFAULT]);
   const port = srv.port;
   const figures = [];
 
