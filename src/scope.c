@@ -2102,7 +2102,7 @@ enum cf_err
 scope_write_notification(const char *path, struct records *r, const struct scope_result *res,
                          const char *selectors, const char *dpo_contact, struct cf_errmsg *em)
 {
-    struct outfile o;
+    struct outfile o = { "", NULL, NULL };
     struct aggs g;
     char a[32], b[32], now[32];
     enum cf_err rc;
