@@ -790,7 +790,7 @@ do_create(struct call *c, struct records *r, enum record_kind k)
         goto out;
     }
     in_tx = 0;
-    if ((rc = records_commit(r, &em)) != CF_OK) {
+    if (records_commit(r, &em) != CF_OK) {
         unavailable(c);
         goto out;
     }
