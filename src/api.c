@@ -2,9 +2,9 @@
  * api.c - `coffre serve`: the service (the records handle pool, and the
  * wiring of pwhash, audit, guard, alerts, web and http), one call and its
  * audit entry, authentication (what a route needs), the route table and
- * serving.  The route table, at the end, names every feature of the API;
- * its handlers are in api_signin.c, api_mfa.c, api_admin.c, api_records.c
- * and api_pages.c, which share api_int.h.
+ * serving.  The route table, just before serving, names every feature of
+ * the API; its handlers are in api_signin.c, api_mfa.c, api_admin.c,
+ * api_records.c and api_pages.c, which share api_int.h.
  *
  * Each request flows one way:  http -> session -> (guard, policy) ->
  * records/account -> audit -> http.  A handler parses and bounds its

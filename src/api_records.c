@@ -16,10 +16,10 @@
  *            guard as a miss.
  *   writes   read headers only (no field opened); touch() shows every
  *            existing record a write names to the guard and to the audit
- *            entry, a new record is shown to the guard inside its
- *            transaction, and the policy's write fields (POLICY_WRITE)
- *            decide, rolled back if refused.  Answers name ids and field
- *            names, never a value.
+ *            entry, and the policy's write fields (POLICY_WRITE) decide
+ *            before anything changes; a new record is shown to the guard
+ *            and the policy inside its transaction, rolled back if
+ *            refused.  Answers name ids and field names, never a value.
  *   exports  no guard budget (an export is larger than any by design):
  *            instead a second, different account approves with a fresh
  *            second factor, each pupil is read through the requester's
@@ -30,7 +30,8 @@
  * kept apart: the DPO's people-to-notify file (api_pages.c,
  * do_scope_people), opened by scope.c after an audit entry of its own is
  * durable, for the DPO with a fresh second factor, not counted by the
- * guard.
+ * guard (the console's summary opens nothing personal: counts, and an
+ * establishment's UAI).
  */
 #include <errno.h>
 #include <stdio.h>
