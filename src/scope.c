@@ -121,8 +121,8 @@ open_db(const char *dir, const char *file, int create, sqlite3 **out, struct cf_
         sqlite3_close(db);
         return rc;
     }
-    if (create)
-        (void)chmod(path, 0600);       /* ids and addresses: the service's alone */
+    /* created 0600: main() sets umask 077 for every command, and the
+     * serving process may not chmod (seccomp) */
     *out = db;
     return CF_OK;
 }

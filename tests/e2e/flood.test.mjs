@@ -2,12 +2,13 @@
 // default Argon2id cost (t=2, 19 MiB, 2 workers): memory stays under
 // workers x memlimit + 64 MiB, the flood gets 429/503 backpressure, and
 // /healthz keeps answering.  Bounded: 10 s of flood, loopback only.
+// Production defaults throughout, the second-factor policy too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { coffre, tempDir } from './helpers.mjs';
-import { startServer, request, closeAgents } from './server.mjs';
+import { startServer, request, closeAgents, MFA_DEFAULT } from './server.mjs';
 
 function rssKiB(pid, field = 'VmRSS') {
   const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`${field}:\\s+(\\d+) kB`));
@@ -19,7 +20,8 @@ test('login flood: 500 connections, memory bounded, /healthz answers throughout'
   assert.equal(coffre(['init', '--data', data, '--academie', '10']).code, 0);
   assert.equal(coffre(['demo-data', '--data', data, '--establishments', '1', '--students-per', '20']).code, 0);
   const WORKERS = 2, MEM_MIB = 19;
-  const srv = await startServer(t, data, ['--hash-workers', String(WORKERS), '--hash-m-kib', String(MEM_MIB * 1024)]);
+  const srv = await startServer(t, data, ['--hash-workers', String(WORKERS), '--hash-m-kib', String(MEM_MIB * 1024),
+    ...MFA_DEFAULT]);
   const pid = srv.child.pid;
   await request(srv.port, 'GET', '/healthz', { from: '127.0.20.1' });
   const idle = rssKiB(pid);

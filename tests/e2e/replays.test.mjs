@@ -4,6 +4,12 @@
 // teacher account reading across the académie; and the no-false-alarm
 // days of a teacher and a school office.  Each prints how many records
 // were served before the lockout.  Bounded in count; loopback only.
+// The production second-factor policy (MFA_DEFAULT) is on: every account
+// here is staff or a teacher and enrolls TOTP at activation, so each
+// replay is what a holder of the account with its factor can do (an
+// insider, or a thief who also has the session or the code: with the
+// password alone they get nothing, see attacks.test.mjs); the guard is
+// what bounds them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -11,7 +17,8 @@ import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { once } from 'node:events';
 import { coffre, tempDir } from './helpers.mjs';
-import { startServer, request, cookieOf, closeAgents, FAST_HASH, STRONG } from './server.mjs';
+import { startServer, request, cookieOf, closeAgents, FAST_HASH, STRONG, MFA_DEFAULT } from './server.mjs';
+import { enrollTotp } from './totp.mjs';
 
 const ine = (i) => {
   const n = 999000000 + i;
@@ -55,6 +62,8 @@ function academy(t) {
 async function activate(port, a, from) {
   const r = await request(port, 'POST', '/api/v1/activate', { body: { login: a.login, code: a.code, password: STRONG }, from });
   assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.mfa, 'enroll');
+  await enrollTotp(port, cookieOf(r), from);
   return cookieOf(r);
 }
 
@@ -70,7 +79,7 @@ test('replays B, C, E: each attacker is locked out within one budget; normal day
   rx.listen(0, '127.0.0.1');
   await once(rx, 'listening');
   t.after(() => rx.close());
-  const srv = await startServer(t, a.data, [...FAST_HASH, '--alert-webhook', `http://127.0.0.1:${rx.address().port}/alerts`]);
+  const srv = await startServer(t, a.data, [...FAST_HASH, ...MFA_DEFAULT, '--alert-webhook', `http://127.0.0.1:${rx.address().port}/alerts`]);
   const port = srv.port;
   const figures = [];
 

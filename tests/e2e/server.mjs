@@ -14,8 +14,9 @@ export const FAST_HASH = ['--hash-t', '1', '--hash-m-kib', '1024'];
 
 // Tests of other features run with no role required to have a second factor
 // (their accounts have none; an account that enrolls one must still pass
-// it); the second-factor tests (mfa*.test.mjs) pass --mfa-required-roles
-// themselves, usually MFA_DEFAULT to keep the production default.
+// it); the suites read as the production behaviour (mfa*, signin, attacks,
+// replays, flood) pass MFA_DEFAULT, the production default (totp.mjs
+// enrolls their staff accounts).
 export const MFA_DEFAULT = ['--mfa-required-roles', 'teacher,staff,academie_admin,dpo,service'];
 
 // coffre serve refuses to run as root without --user (docs/hardening.md).

@@ -1,13 +1,17 @@
 // signin.test.mjs - activation and sign-in against a real server: the
 // happy paths, every refusal, the identical answers that keep logins from
 // being enumerated, sessions, and the HTTP layer's bad-input answers.
+// Every server runs the production second-factor policy (MFA_DEFAULT):
+// the students here have no factor (optional for them), the administrator
+// enrolls TOTP before its incident command.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { coffre, tempDir } from './helpers.mjs';
 import { startServer, request, cookieOf, provisionStudent, provisionAdmin, closeAgents,
-         FAST_HASH, STRONG } from './server.mjs';
+         FAST_HASH, STRONG, MFA_DEFAULT } from './server.mjs';
+import { enrollTotp } from './totp.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -41,7 +45,7 @@ test('activation: the happy path, then used, expired, foreign and frozen codes a
   const admin = provisionAdmin(data);
   // d's code expired (as if 30 days had passed)
   sqlite(join(data, 'coffre.db'), `UPDATE accounts SET code_expires = 1 WHERE id = x'${d.account}'`);
-  const srv = await startServer(t, data, FAST_HASH);
+  const srv = await startServer(t, data, [...FAST_HASH, ...MFA_DEFAULT]);
   const port = srv.port;
   const act = (who, code, from, password = STRONG) =>
     request(port, 'POST', '/api/v1/activate', { body: { login: who.login, code, password }, from });
@@ -61,6 +65,7 @@ test('activation: the happy path, then used, expired, foreign and frozen codes a
   assert.equal(ok.status, 200, ok.body);
   assert.equal(ok.json.account.login, a.login);
   assert.equal(ok.json.account.state, 'active');
+  assert.equal(ok.json.mfa, 'none');      // a student: a second factor is optional
   const cookie = cookieOf(ok);
   assert.match(ok.headers['set-cookie'][0], /HttpOnly; SameSite=Strict; Path=\//);
   assert.doesNotMatch(ok.headers['set-cookie'][0], /Secure/);          // plain loopback only
@@ -85,6 +90,8 @@ test('activation: the happy path, then used, expired, foreign and frozen codes a
   // code stops working
   const adm = await act(admin, admin.code, '127.0.0.15');
   assert.equal(adm.status, 200, adm.body);
+  assert.equal(adm.json.mfa, 'enroll');
+  await enrollTotp(port, cookieOf(adm), '127.0.0.15');
   const count = await request(port, 'POST', '/api/v1/incidents/freeze-unactivated',
     { body: { dry_run: true }, cookie: cookieOf(adm), from: '127.0.0.15' });
   assert.equal(count.status, 200, count.body);
@@ -118,7 +125,7 @@ test('sign-in: unknown and known logins get byte-identical answers; sessions wor
   const data = setup(t, 30);
   const accounts = [];
   for (let i = 1; i <= 12; i++) accounts.push(provisionStudent(data, ine(i)));
-  const srv = await startServer(t, data, FAST_HASH);
+  const srv = await startServer(t, data, [...FAST_HASH, ...MFA_DEFAULT]);
   const port = srv.port;
   for (const [i, a] of accounts.entries()) {
     const r = await request(port, 'POST', '/api/v1/activate',
@@ -168,7 +175,7 @@ test('sign-in: unknown and known logins get byte-identical answers; sessions wor
 
 test('bad input: problem documents, nothing changed, others still served', async (t) => {
   const data = setup(t);
-  const srv = await startServer(t, data, FAST_HASH);
+  const srv = await startServer(t, data, [...FAST_HASH, ...MFA_DEFAULT]);
   const port = srv.port;
   const cases = [
     [{ body: '{"login": "a", "password": ', raw: true }, 400],                          // malformed JSON
