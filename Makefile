@@ -30,7 +30,7 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Modules of the library every program links (main.c is the CLI only).
-MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api audit http policy guard mfa web sandbox scope
+MODS     := err log config ids seal keyring store_sqlite records demo pwhash account session api api_signin api_mfa api_admin api_records api_pages audit http policy guard mfa web sandbox scope
 # guard5: alert rows, address blocks and the webhook sender
 MODS     += alerts
 OBJS     := $(MODS:%=$(BUILD)/%.o) $(BUILD)/sql_sqlite.o $(BUILD)/web_files.o
