@@ -1032,7 +1032,7 @@ mfa_webauthn_check_registration(const struct mfa_webauthn_opts *o, const uint8_t
     cbor_item_t *root = NULL;
     const cbor_item_t *fmt, *stmt, *adv, *sig = NULL, *x5c = NULL;
     const uint8_t *ad, *id = NULL;
-    struct authdata d;
+    struct authdata d = { 0 };
     fido_cred_t *cred = NULL;
     size_t adlen, idlen = 0, n = 0;
     int alg = 0, packed, r;
@@ -1088,7 +1088,6 @@ mfa_webauthn_check_registration(const struct mfa_webauthn_opts *o, const uint8_t
     rc = CF_ERR_NOMEM;
     if ((cred = fido_cred_new()) == NULL)
         goto out;
-    rc = CF_ERR_INPUT;
     if (fido_cred_set_type(cred, alg == COSE_ALG_ES256 ? COSE_ES256 : COSE_EDDSA) != FIDO_OK ||
         fido_cred_set_rp(cred, o->rp_id, NULL) != FIDO_OK ||
         fido_cred_set_clientdata_hash(cred, hash, sizeof hash) != FIDO_OK ||
@@ -1111,7 +1110,8 @@ mfa_webauthn_check_registration(const struct mfa_webauthn_opts *o, const uint8_t
         }
     }
     if (fido_cred_pubkey_len(cred) > sizeof out->pk || fido_cred_pubkey_len(cred) == 0 ||
-        fido_cred_id_len(cred) != idlen || memcmp(fido_cred_id_ptr(cred), id, idlen) != 0) {
+        fido_cred_id_len(cred) != idlen || id == NULL ||
+        memcmp(fido_cred_id_ptr(cred), id, idlen) != 0) {
         rc = cf_fail(em, CF_ERR_INPUT, "credential: unexpected public key or id");
         goto out;
     }
@@ -1140,7 +1140,7 @@ mfa_webauthn_check_assertion(const struct mfa_webauthn_opts *o, const uint8_t *c
     fido_assert_t *as = NULL;
     es256_pk_t *es = NULL;
     eddsa_pk_t *ed = NULL;
-    struct authdata d;
+    struct authdata d = { 0 };
     enum cf_err rc;
     int r;
 
@@ -1343,7 +1343,7 @@ mfa_webauthn_assert(struct records *r, const struct mfa_webauthn_opts *o,
     struct store_factor *f = malloc(sizeof *f);
     struct mfa_cred cred;
     struct cred_find k;
-    uint32_t counter;
+    uint32_t counter = 0;
     size_t chlen;
     enum cf_err rc;
 

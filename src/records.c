@@ -871,7 +871,7 @@ enum cf_err
 records_update(struct records *r, const struct record_edit *in, struct cf_errmsg *em)
 {
     char (*norm)[RECORD_FIELD_PT_MAX + 1] = r->norm;
-    size_t len[RECORD_MAX_FIELDS];
+    size_t len[RECORD_MAX_FIELDS] = { 0 };
     const struct kind_def *kd;
     struct store_row *row = &r->row;
     struct record *old = &r->rec;

@@ -229,8 +229,8 @@ scope_parse_cidr(const char *text, struct scope_query *q)
     if (v4)
         bits += 96;
     for (i = 0; i < 16; i++) {
-        unsigned keep = bits >= (unsigned long)(8 * (i + 1)) ? 8
-                        : bits <= (unsigned long)(8 * i) ? 0 : (unsigned)(bits - 8 * (unsigned long)i);
+        unsigned keep = bits >= 8UL * (unsigned long)(i + 1) ? 8
+                        : bits <= 8UL * (unsigned long)i ? 0 : (unsigned)(bits - 8 * (unsigned long)i);
         uint8_t mask = (uint8_t)(keep == 8 ? 0xff : (0xff00u >> keep) & 0xff);
 
         q->lo[i] &= mask;
@@ -1987,18 +1987,18 @@ scope_parse_time(const char *s, int end_of_day, int64_t *out)
     time_t t;
 
     memset(&tm, 0, sizeof tm);
-    if (len > 32 || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+    if (len > 32 || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)  // NOLINT(cert-err34-c): fixed-width digits, range-checked after
         return -1;
     if (len > 10) {
         int m2 = 0;
 
         if (s[10] != 'T' && s[10] != ' ')
             return -1;
-        if (sscanf(s + 11, "%2d:%2d%n", &h, &mi, &m2) != 2 || m2 != 5)
+        if (sscanf(s + 11, "%2d:%2d%n", &h, &mi, &m2) != 2 || m2 != 5)  // NOLINT(cert-err34-c): fixed-width digits, range-checked after
             return -1;
         n = 16;
         if (s[n] == ':') {
-            if (sscanf(s + n + 1, "%2d%n", &se, &m2) != 1 || m2 != 2)
+            if (sscanf(s + n + 1, "%2d%n", &se, &m2) != 1 || m2 != 2)  // NOLINT(cert-err34-c): fixed-width digits, range-checked after
                 return -1;
             n += 3;
             /* milliseconds, as JavaScript's toISOString() writes them */
@@ -2232,7 +2232,7 @@ age_of(const char *birth, int64_t today_ms)
     struct tm tm;
     int y, m, d, age;
 
-    if (sscanf(birth, "%4d-%2d-%2d", &y, &m, &d) != 3 || gmtime_r(&t, &tm) == NULL)
+    if (sscanf(birth, "%4d-%2d-%2d", &y, &m, &d) != 3 || gmtime_r(&t, &tm) == NULL)  // NOLINT(cert-err34-c): fixed-width digits, range-checked after
         return -1;
     age = tm.tm_year + 1900 - y;
     if (tm.tm_mon + 1 < m || (tm.tm_mon + 1 == m && tm.tm_mday < d))
@@ -2314,7 +2314,7 @@ scope_write_people(const char *path, struct records *r, const struct scope_resul
     static const char *const self_guardian[] = { "family_name", "given_names", "email", "phone",
                                                  "address", NULL };
     static const char *const self_staff[] = { "family_name", "given_names", "email", NULL };
-    struct record *rec = malloc(sizeof *rec), *to = malloc(sizeof *to), *est = malloc(sizeof *est);
+    struct record *rec = calloc(1, sizeof *rec), *to = calloc(1, sizeof *to), *est = calloc(1, sizeof *est);
     struct outfile o = { "", NULL, NULL };
     int uai_i = records_field_index(REC_ESTABLISHMENT, "uai");
     enum cf_err rc = CF_OK;
