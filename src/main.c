@@ -1232,8 +1232,12 @@ cmd_account_show(struct cmd_args *a)
     return fail(a, rc, &em);
 }
 
+/* An account change for one --login with a --reason code the audit trail
+ * keeps (unlock, second-factor reset): find, change, audit, say so. */
 static int
-cmd_account_unlock(struct cmd_args *a)
+account_with_reason(struct cmd_args *a, const char *action, const char *example,
+                    enum cf_err (*change)(struct records *, struct account *, struct cf_errmsg *),
+                    const char *done)
 {
     struct records *r = NULL;
     struct cf_errmsg em = { "" };
@@ -1246,8 +1250,8 @@ cmd_account_unlock(struct cmd_args *a)
     if (login == NULL || (reason = need(a, "reason")) == NULL)
         return EXIT_USAGE;
     if (!account_reason_valid(reason))
-        return usage_error(a->cmd, "--reason: a short code such as verified-with-user "
-                           "(a-z, 0-9, '-'; never a name)");
+        return usage_error(a->cmd, "--reason: a short code such as %s (a-z, 0-9, '-'; never a name)",
+                           example);
     if ((x = open_records(a, &r, &em)) != 0)
         return x;
     acct = malloc(sizeof *acct);
@@ -1255,55 +1259,38 @@ cmd_account_unlock(struct cmd_args *a)
     if (rc == CF_ERR_NOTFOUND)
         cf_fail(&em, rc, "no account with this login");
     if (rc == CF_OK)
-        rc = account_unlock(r, acct, &em);
+        rc = change(r, acct, &em);
     snprintf(fields, sizeof fields, "reason:%s", reason);
-    x = cli_audit(a, "account.unlock", rc == CF_OK ? acct->id : "", fields,
-                  rc == CF_OK ? "ok" : "failed");
+    x = cli_audit(a, action, rc == CF_OK ? acct->id : "", fields, rc == CF_OK ? "ok" : "failed");
     free(acct);
     close_records(r);
     if (rc != CF_OK)
         return fail(a, rc, &em);
     if (x == 0)
-        printf("coffre: account unlocked\n");
+        printf("coffre: %s\n", done);
     return x;
 }
 
+static int
+cmd_account_unlock(struct cmd_args *a)
+{
+    return account_with_reason(a, "account.unlock", "verified-with-user", account_unlock,
+                               "account unlocked");
+}
+
 /* Removes every second factor of an account whose owner lost them (after
- * checking who they are), with a reason code the audit trail keeps. */
+ * checking who they are). */
+static enum cf_err
+reset_factors(struct records *r, struct account *acct, struct cf_errmsg *em)
+{
+    return mfa_reset(r, acct, em);
+}
+
 static int
 cmd_account_mfa_reset(struct cmd_args *a)
 {
-    struct records *r = NULL;
-    struct cf_errmsg em = { "" };
-    struct account *acct;
-    const char *login = need(a, "login"), *reason;
-    char fields[64];
-    enum cf_err rc;
-    int x;
-
-    if (login == NULL || (reason = need(a, "reason")) == NULL)
-        return EXIT_USAGE;
-    if (!account_reason_valid(reason))
-        return usage_error(a->cmd, "--reason: a short code such as verified-in-person "
-                           "(a-z, 0-9, '-'; never a name)");
-    if ((x = open_records(a, &r, &em)) != 0)
-        return x;
-    acct = malloc(sizeof *acct);
-    rc = acct == NULL ? CF_ERR_NOMEM : account_find(r, login, acct);
-    if (rc == CF_ERR_NOTFOUND)
-        cf_fail(&em, rc, "no account with this login");
-    if (rc == CF_OK)
-        rc = mfa_reset(r, acct, &em);
-    snprintf(fields, sizeof fields, "reason:%s", reason);
-    x = cli_audit(a, "account.mfa_reset", rc == CF_OK ? acct->id : "", fields,
-                  rc == CF_OK ? "ok" : "failed");
-    free(acct);
-    close_records(r);
-    if (rc != CF_OK)
-        return fail(a, rc, &em);
-    if (x == 0)
-        printf("coffre: second factors removed, sessions ended; the next sign-in enrolls anew\n");
-    return x;
+    return account_with_reason(a, "account.mfa_reset", "verified-in-person", reset_factors,
+                               "second factors removed, sessions ended; the next sign-in enrolls anew");
 }
 
 static int
