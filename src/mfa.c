@@ -958,8 +958,10 @@ static enum cf_err
 check_assertion_authdata(const struct mfa_webauthn_opts *o, const uint8_t *ad, size_t adlen,
                          struct authdata *out, struct cf_errmsg *em)
 {
-    enum cf_err rc = check_authdata(o, ad, adlen, out, em);
+    enum cf_err rc;
 
+    memset(out, 0, sizeof *out);
+    rc = check_authdata(o, ad, adlen, out, em);
     if (rc == CF_OK && (out->flags & AD_ED) && !ext_complete(out->rest, out->restlen))
         rc = cf_fail(em, CF_ERR_INPUT, "authenticator data: malformed extensions");
     return rc;
