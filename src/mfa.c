@@ -938,6 +938,35 @@ cbor_walk(const uint8_t *b, size_t len, size_t *used)
     return 0;
 }
 
+/*
+ * The extensions (flag ED) that end the authenticator data: libfido2
+ * hands them to cbor_load, so they too must be one complete item filling
+ * the rest (an assertion whose extensions declared a 2^29-pair map made
+ * libcbor 0.8 ask for 12 GB: found by fuzz_webauthn's long run).
+ */
+static int
+ext_complete(const uint8_t *b, size_t len)
+{
+    size_t used = 0;
+
+    return cbor_walk(b, len, &used) == 0 && used == len;
+}
+
+/* An assertion's authenticator data: check_authdata, and its extensions
+ * complete before libfido2 parses them. */
+static enum cf_err
+check_assertion_authdata(const struct mfa_webauthn_opts *o, const uint8_t *ad, size_t adlen,
+                         struct authdata *out, struct cf_errmsg *em)
+{
+    enum cf_err rc;
+
+    memset(out, 0, sizeof *out);
+    rc = check_authdata(o, ad, adlen, out, em);
+    if (rc == CF_OK && (out->flags & AD_ED) && !ext_complete(out->rest, out->restlen))
+        rc = cf_fail(em, CF_ERR_INPUT, "authenticator data: malformed extensions");
+    return rc;
+}
+
 static const cbor_item_t *
 map_get(const cbor_item_t *map, const char *key)
 {
@@ -1016,6 +1045,8 @@ attested_cred(const struct authdata *d, const uint8_t **id, size_t *idlen, int *
     }
     *alg = cose_alg(map_get_int(key, 3));
     cbor_decref(&key);
+    if ((d->flags & AD_ED) && !ext_complete(d->rest + 18 + n + used, d->restlen - 18 - n - used))
+        return cf_fail(em, CF_ERR_INPUT, "authenticator data: malformed extensions");
     if (*alg == 0)
         return cf_fail(em, CF_ERR_INPUT, "credential public key: ES256 or EdDSA only");
     return CF_OK;
@@ -1145,7 +1176,7 @@ mfa_webauthn_check_assertion(const struct mfa_webauthn_opts *o, const uint8_t *c
     int r;
 
     if ((rc = check_client_data(o, "webauthn.get", challenge, chlen, cdj, cdjlen, hash, em)) != CF_OK ||
-        (rc = check_authdata(o, ad, adlen, &d, em)) != CF_OK)
+        (rc = check_assertion_authdata(o, ad, adlen, &d, em)) != CF_OK)
         return rc;
     if (siglen == 0 || siglen > MFA_SIGNATURE_MAX)
         return cf_fail(em, CF_ERR_LIMIT, "signature: 1 to %d bytes", MFA_SIGNATURE_MAX);

@@ -505,6 +505,36 @@ test_cbor_bounds(void **state)
     assert_int_equal(used, 10);
 }
 
+/* An assertion's extensions (flag ED) claiming more than is there are
+ * refused before libfido2 gives them to libcbor (fuzz/corpus/webauthn/
+ * regress-assertion-ext-huge-map); complete ones, or none, pass. */
+static void
+test_webauthn_assertion_extensions(void **state)
+{
+    struct mfa_webauthn_opts o = { "localhost", { "http://localhost:8080" }, 1 };
+    static const uint8_t huge_map[] = { 0xba, 0x20, 0x00, 0x00, 0x00, 0x01 };
+    uint8_t ad[37 + sizeof huge_map];
+    struct cf_errmsg em = { "" };
+    struct authdata d;
+
+    (void)state;
+    crypto_hash_sha256(ad, (const uint8_t *)"localhost", 9);
+    ad[32] = AD_UP | AD_ED;
+    memset(ad + 33, 0, 4);
+    memcpy(ad + 37, huge_map, sizeof huge_map);
+    assert_int_equal(check_assertion_authdata(&o, ad, sizeof ad, &d, &em), CF_ERR_INPUT);
+    assert_non_null(strstr(em.msg, "extensions"));
+    /* the attack: an ED flag with nothing after it, or trailing bytes */
+    assert_int_equal(check_assertion_authdata(&o, ad, 37, &d, &em), CF_ERR_INPUT);
+    ad[37] = 0xa0;                                  /* {} */
+    ad[38] = 0x00;
+    assert_int_equal(check_assertion_authdata(&o, ad, 39, &d, &em), CF_ERR_INPUT);
+    /* legitimate: a complete empty map, or no extensions at all */
+    assert_int_equal(check_assertion_authdata(&o, ad, 38, &d, &em), CF_OK);
+    ad[32] = AD_UP;
+    assert_int_equal(check_assertion_authdata(&o, ad, 37, &d, &em), CF_OK);
+}
+
 /* Each WebAuthn bound at N-1 (or N) accepted by its check, N+1 refused
  * as over the limit. */
 static void
@@ -659,6 +689,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test(test_webauthn_fixtures),
         cmocka_unit_test(test_cbor_bounds),
+        cmocka_unit_test(test_webauthn_assertion_extensions),
         cmocka_unit_test(test_webauthn_bounds),
         cmocka_unit_test_setup_teardown(test_webauthn_store, setup, teardown),
     };
